@@ -1,0 +1,59 @@
+"""The canonical data model every stage reads and writes: notes, events (the behaviour log) and pairs.
+
+A data folder (written by `notellm import ...`) holds Parquet files with exactly these columns plus a
+`manifest.json`. Notes keep any extra columns a user's file had. Internally most stages work on integer rows;
+string note ids are the only identity that crosses files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# --- file names inside a data folder -------------------------------------------------------------------------
+NOTES_FILE = "notes.parquet"
+EVENTS_FILE = "events.parquet"
+PAIRS_FILE = "pairs.parquet"  # mined co-occurrence pairs, with their split
+LINKS_FILE = "links.parquet"  # explicit related-note pairs (e.g. Stack Exchange PostLinks), for evaluation only
+MANIFEST_FILE = "manifest.json"
+REJECTS_DIR = "rejects"
+
+# --- columns -------------------------------------------------------------------------------------------------
+NOTE_ID = "note_id"
+TITLE = "title"
+CONTENT = "content"
+HASHTAGS = "hashtags"  # list[str]
+CATEGORY = "category"  # hierarchy levels joined by "/", e.g. "beer/brewing"
+CREATED_AT = "created_at"  # optional, UTC timestamp
+NOTE_REQUIRED = (NOTE_ID, TITLE, CONTENT, HASHTAGS, CATEGORY)
+
+USER_ID = "user_id"
+TIMESTAMP = "timestamp"  # UTC timestamp
+ACTION = "action"  # view, click, like, comment, answer, ask, ... (default click)
+WEIGHT = "weight"  # float, default 1.0
+EVENT_REQUIRED = (USER_ID, NOTE_ID, TIMESTAMP)
+DEFAULT_ACTION = "click"
+
+NOTE_ID_A = "note_id_a"  # the query / target note
+NOTE_ID_B = "note_id_b"  # its related note (ground truth in evaluation)
+SCORE = "score"
+SPLIT = "split"  # "train" | "val" | "test"
+PAIR_COLUMNS = (NOTE_ID_A, NOTE_ID_B, SCORE, SPLIT)
+SPLITS = ("train", "val", "test")
+
+CATEGORY_SEPARATOR = "/"
+
+
+@dataclass(frozen=True)
+class Note:
+    """One note as the model sees it (paper §1: title, hashtags, category, content)."""
+
+    note_id: str
+    title: str
+    content: str
+    hashtags: tuple[str, ...] = ()
+    category: str = ""
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def category_levels(self) -> tuple[str, ...]:
+        return tuple(level for level in self.category.split(CATEGORY_SEPARATOR) if level)

@@ -1,0 +1,45 @@
+"""Shared fixtures: the shipped Stack Exchange data, a tiny random backbone, deterministic seeds."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shared_dir() -> Path:
+    return Path(os.environ.get("NOTELLM_SHARED", REPO_ROOT.parent / "shared")).resolve()
+
+
+@pytest.fixture(scope="session")
+def stackexchange_dir() -> Path:
+    """The seven real Stack Exchange dumps shipped beside the repo (../shared/data/stackexchange)."""
+    path = _shared_dir() / "data" / "stackexchange"
+    if not path.is_dir():
+        pytest.fail(f"shipped data not found at {path}; set NOTELLM_SHARED to the folder holding data/stackexchange")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    random.seed(0)
+    np.random.seed(0)
+    try:
+        import torch
+
+        torch.manual_seed(0)
+    except ImportError:  # the data tests do not need torch
+        pass
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone_dir(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer Llama with the real SmolLM2 tokenizer, saved as a local HF directory."""
+    from notellm.model.backbone import create_tiny_backbone
+
+    return create_tiny_backbone(tmp_path_factory.mktemp("tiny_backbone"))
