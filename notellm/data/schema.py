@@ -14,6 +14,7 @@ NOTES_FILE = "notes.parquet"
 EVENTS_FILE = "events.parquet"
 PAIRS_FILE = "pairs.parquet"  # mined co-occurrence pairs, with their split
 LINKS_FILE = "links.parquet"  # explicit related-note pairs (e.g. Stack Exchange PostLinks), for evaluation only
+NOTE_SPLITS_FILE = "note_splits.parquet"  # note_id, split: which split every note belongs to (written by mining)
 MANIFEST_FILE = "manifest.json"
 REJECTS_DIR = "rejects"
 

@@ -1,0 +1,77 @@
+"""Mine pairs from a data folder's events and split them by note: the step `notellm mine` and the quickstart run.
+
+Reads `notes.parquet` + `events.parquet`, mines pairs over the whole log (mining.py), assigns every note a split
+(splits.py), keeps the pairs whose two notes share a split, and writes `pairs.parquet` (note_id_a, note_id_b,
+score, split) and `note_splits.parquet` (note_id, split). The manifest gets a `mining` section with both configs,
+the mining counts, notes and pairs per split, and the pairs dropped for crossing splits.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from notellm.config import to_dict
+from notellm.data import schema as S
+from notellm.data.artifacts import file_entry, read_manifest, update_manifest, write_parquet
+from notellm.data.mining import MiningConfig, mine_pairs_with_stats
+from notellm.data.splits import SplitConfig, assign_pair_splits, split_notes
+
+
+def mine_and_split(
+    data_dir: str | Path,
+    mining_cfg: MiningConfig | None = None,
+    split_cfg: SplitConfig | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Mine, split and write pairs for a data folder; returns the manifest's new `mining` section.
+
+    Raises:
+        FileNotFoundError: the folder has no manifest, notes or events.
+    """
+    data_dir = Path(data_dir)
+    mining_cfg = mining_cfg or MiningConfig()
+    split_cfg = split_cfg or SplitConfig()
+    read_manifest(data_dir)  # fails early, with a clear message, on a folder that was never imported
+    for name in (S.NOTES_FILE, S.EVENTS_FILE):
+        if not (data_dir / name).is_file():
+            raise FileNotFoundError(
+                f"{data_dir / name} not found: mining needs notes and events "
+                "(import with `notellm import files --notes F --events F`)"
+            )
+    started = time.perf_counter()
+    available = pq.read_schema(data_dir / S.NOTES_FILE).names
+    wanted = [c for c in (S.NOTE_ID, S.CATEGORY, S.CREATED_AT) if c in available]
+    notes = pd.read_parquet(data_dir / S.NOTES_FILE, columns=wanted)  # titles and bodies are not needed here
+    events = pd.read_parquet(data_dir / S.EVENTS_FILE)
+    pairs, stats = mine_pairs_with_stats(events, notes, mining_cfg, progress=progress)
+    note_splits = split_notes(notes, split_cfg)
+    pairs, dropped = assign_pair_splits(pairs, note_splits)
+    pairs = pairs[list(S.PAIR_COLUMNS)]
+
+    pairs_path = write_parquet(pairs, data_dir / S.PAIRS_FILE)
+    splits_frame = note_splits.reset_index()
+    splits_path = write_parquet(splits_frame, data_dir / S.NOTE_SPLITS_FILE)
+    section = {
+        "mining_config": to_dict(mining_cfg),
+        "split_config": to_dict(split_cfg),
+        "stats": stats,
+        "notes_per_split": {s: int((note_splits == s).sum()) for s in S.SPLITS},
+        "pairs_per_split": {s: int((pairs[S.SPLIT] == s).sum()) for s in S.SPLITS},
+        "dropped_crossing_splits": dropped,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    update_manifest(
+        data_dir,
+        "mining",
+        section,
+        files={
+            S.PAIRS_FILE: file_entry(pairs_path, len(pairs)),
+            S.NOTE_SPLITS_FILE: file_entry(splits_path, len(splits_frame)),
+        },
+    )
+    return section

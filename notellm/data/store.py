@@ -1,0 +1,134 @@
+"""The data layer's public API: load a data folder's files, convert notes, and the import / mining entry points.
+
+Other areas import from here only:
+
+    from notellm.data.store import load_notes, load_pairs, mine_and_split
+
+A data folder holds `notes.parquet`, `events.parquet`, optionally `links.parquet` and `pairs.parquet`, a
+`rejects/` folder and `manifest.json` (see docs/data.md).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from notellm.data import schema as S
+from notellm.data.artifacts import read_manifest
+from notellm.data.importing import ImportReport, import_files
+from notellm.data.mining import MiningConfig, mine_pairs
+from notellm.data.prepare import mine_and_split
+from notellm.data.splits import SplitConfig, assign_pair_splits, dedup_pairs_code_rule, split_notes
+from notellm.data.stackexchange import import_stackexchange
+
+__all__ = [
+    "ImportReport",
+    "MiningConfig",
+    "SplitConfig",
+    "assign_pair_splits",
+    "dedup_pairs_code_rule",
+    "frame_to_notes",
+    "import_files",
+    "import_stackexchange",
+    "load_events",
+    "load_links",
+    "load_note_splits",
+    "load_notes",
+    "load_pairs",
+    "mine_and_split",
+    "mine_pairs",
+    "notes_to_frame",
+    "read_manifest",
+    "split_notes",
+]
+
+
+def _read(data_dir: str | Path, name: str, hint: str) -> pd.DataFrame:
+    path = Path(data_dir) / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; {hint}")
+    return pd.read_parquet(path)
+
+
+def _as_tag_list(value) -> list[str]:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    return [str(v) for v in value]
+
+
+def load_notes(data_dir: str | Path) -> pd.DataFrame:
+    """Notes of a data folder: note_id, title, content, hashtags (list[str]), category, [created_at], extras."""
+    df = _read(
+        data_dir, S.NOTES_FILE, "import data first with `notellm import files` or `notellm import stackexchange`"
+    )
+    df[S.HASHTAGS] = [_as_tag_list(v) for v in df[S.HASHTAGS].to_numpy(dtype=object)]
+    return df
+
+
+def load_events(data_dir: str | Path) -> pd.DataFrame:
+    """The behaviour log: user_id, note_id, timestamp (UTC), action, weight, extras."""
+    return _read(data_dir, S.EVENTS_FILE, "this folder was imported without events (`--events`)")
+
+
+def load_pairs(data_dir: str | Path, split: str | None = None) -> pd.DataFrame:
+    """Mined pairs (note_id_a, note_id_b, score, split), optionally only one split ('train', 'val' or 'test')."""
+    if split is not None and split not in S.SPLITS:
+        raise ValueError(f"split must be one of {S.SPLITS} or None, got {split!r}")
+    df = _read(data_dir, S.PAIRS_FILE, f"mine pairs first: `notellm mine {data_dir}`")
+    if split is not None:
+        df = df[df[S.SPLIT] == split].reset_index(drop=True)
+    return df
+
+
+def load_note_splits(data_dir: str | Path) -> pd.Series:
+    """The split of every note ("train" | "val" | "test"), indexed by note_id (written by `notellm mine`)."""
+    df = _read(data_dir, S.NOTE_SPLITS_FILE, f"mine pairs first: `notellm mine {data_dir}`")
+    return df.set_index(S.NOTE_ID)[S.SPLIT]
+
+
+def load_links(data_dir: str | Path) -> pd.DataFrame | None:
+    """Explicit related-note links (note_id_a, note_id_b, link_type, ...) or None if the folder has none."""
+    path = Path(data_dir) / S.LINKS_FILE
+    return pd.read_parquet(path) if path.is_file() else None
+
+
+def frame_to_notes(df: pd.DataFrame) -> list[S.Note]:
+    """Rows of a notes frame as `Note`s; columns beyond the canonical ones go to `Note.extra`."""
+    missing = [c for c in S.NOTE_REQUIRED if c not in df.columns]
+    if missing:
+        raise ValueError(f"notes frame lacks column(s) {missing}")
+    extra_cols = [c for c in df.columns if c not in S.NOTE_REQUIRED]
+    notes = []
+    for rec in df.to_dict(orient="records"):
+        extra = {c: rec[c] for c in extra_cols}
+        notes.append(
+            S.Note(
+                note_id=str(rec[S.NOTE_ID]),
+                title=str(rec[S.TITLE]),
+                content=str(rec[S.CONTENT]),
+                hashtags=tuple(_as_tag_list(rec[S.HASHTAGS])),
+                category=str(rec[S.CATEGORY]),
+                extra=extra,
+            )
+        )
+    return notes
+
+
+def notes_to_frame(notes: list[S.Note]) -> pd.DataFrame:
+    """`Note`s as a canonical notes frame; `Note.extra` keys become columns."""
+    rows = []
+    for note in notes:
+        row = {
+            S.NOTE_ID: note.note_id,
+            S.TITLE: note.title,
+            S.CONTENT: note.content,
+            S.HASHTAGS: list(note.hashtags),
+            S.CATEGORY: note.category,
+        }
+        row.update(note.extra)
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in S.NOTE_REQUIRED})
+    return pd.DataFrame(rows)
