@@ -1,0 +1,186 @@
+"""Training throughput of NoteLLM per mode (full / lora / top_n) on this CPU, bf16 autocast, vs the bf16 matmul peak.
+
+    PYTHONPATH=. python bench/bench_train.py --data /tmp/se-data --steps 3 --out bench/results/train.json
+
+FLOP formula (stated, not measured by a profiler): per step, with T real (non-pad) tokens and S supervised tokens,
+    forward      2 · N_body · T            + 2 · V·H · S     (LM head only at supervised positions)
+    backward     2 · N_act  · T            + 2 · V·H · S     (activation gradients through the layers below the top
+                                                            trainable one; the head when CSFT is on)
+    weight grads 2 · N_wgrad · T           (+ 2 · V·H · S if the tied head/embedding trains)
+N_body = decoder parameters without the embedding table (a lookup costs no FLOPs); attention-score FLOPs
+(~4·L·T·ctx·H) are left out (≈1% at these ~150-token sequences). For `full` this is the usual 6·N·T.
+Achieved FLOP/s = FLOPs / step time; MFU = achieved / measured bf16 matmul peak (torch.matmul, 2048² bf16).
+Other engineers share this machine's cores: the load average at start and end is printed and stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return platform.processor() or "unknown"
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
+    """Best-of-`reps` FLOP/s of an n×n×n matmul in `dtype`."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    torch.matmul(a, b)
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def _layer_params(layer) -> int:
+    return sum(p.numel() for p in layer.parameters())
+
+
+def flops_per_step(model, mode: str, top_n: int, tokens: int, supervised: int) -> float:
+    lm = model.causal_lm
+    layers = lm.get_decoder().layers
+    hidden = lm.config.get_text_config().hidden_size
+    vocab = lm.get_input_embeddings().weight.shape[0]
+    body = sum(_layer_params(layer) for layer in layers)
+    if mode == "full":
+        act, wgrad, head_wgrad = body, body, True
+    elif mode == "lora":
+        act = body
+        wgrad = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and "lora_" in n)
+        head_wgrad = False
+    else:
+        act = wgrad = sum(_layer_params(layer) for layer in layers[len(layers) - top_n :])
+        head_wgrad = False
+    head = 2 * vocab * hidden * supervised
+    return 2 * body * tokens + head + 2 * act * tokens + head + 2 * wgrad * tokens + (head if head_wgrad else 0)
+
+
+def load_pairs(data_dir: Path, n: int):
+    from notellm.train.data import load_pair_data
+
+    data = load_pair_data(data_dir, "train")
+    return [(data.notes[a], data.notes[b]) for a, b in data.pairs[:n]]
+
+
+def bench_mode(mode: str, args, pairs) -> dict:
+    from notellm.model.collate import PairCollator
+    from notellm.model.notellm import NoteLLM, NoteLLMConfig
+    from notellm.train.config import TrainArgs
+    from notellm.train.modes import apply_mode, count_parameters
+    from notellm.train.step import plain_step, supervised_tokens
+
+    targs = TrainArgs(mode=mode, top_n_layers=args.top_n)
+    model = NoteLLM.from_backbone(NoteLLMConfig(backbone=args.backbone), dtype=torch.float32)
+    apply_mode(model, targs)
+    trainable, total = count_parameters(model)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    collator = PairCollator(model.prompt_builder, hashtag_ratio=0.4, seed=0)
+    model.train()
+    times, tokens, supervised = [], 0, 0
+    for step in range(args.steps + 1):  # step 0 is warm-up
+        batch = collator.collate(pairs[step * args.batch_pairs : (step + 1) * args.batch_pairs], step)
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            plain_step(model, model, batch, True, 0.01, lambda loss: loss.backward())
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step:
+            times.append(time.perf_counter() - start)
+            tokens += int(batch.attention_mask.sum())
+            supervised += supervised_tokens(batch)
+    seconds = sum(times)
+    sequences = 2 * args.batch_pairs * args.steps
+    flops = flops_per_step(model, mode, args.top_n, tokens, supervised)  # summed over the timed steps
+    return {
+        "mode": mode,
+        "trainable_params": trainable,
+        "total_params": total,
+        "step_s": seconds / args.steps,
+        "sequences_per_s": sequences / seconds,
+        "pairs_per_s": args.batch_pairs * args.steps / seconds,
+        "tokens_per_s": tokens / seconds,
+        "flop_per_s": flops / seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="data folder (notellm import + mine)")
+    parser.add_argument("--backbone", default="smollm2-135m")
+    parser.add_argument("--modes", default="full,lora,top_n")
+    parser.add_argument("--batch-pairs", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per mode (after one warm-up step)")
+    parser.add_argument("--top-n", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/train.json"))
+    args = parser.parse_args()
+
+    load_start = os.getloadavg()
+    machine = {
+        "nproc": os.cpu_count(),
+        "cpu": cpu_model(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    peak_bf16, peak_fp32 = matmul_peak(torch.bfloat16), matmul_peak(torch.float32)
+    pairs = load_pairs(args.data, (args.steps + 1) * args.batch_pairs)
+    rows = [bench_mode(mode, args, pairs) for mode in args.modes.split(",")]
+    for row in rows:
+        row["mfu_vs_bf16_peak"] = row["flop_per_s"] / peak_bf16
+    load_end = os.getloadavg()
+
+    print(
+        f"machine: {machine['nproc']} cores, {machine['cpu']}, torch {machine['torch']}, {machine['threads']} threads"
+    )
+    print(
+        f"load average (1/5/15 min) start {load_start}, end {load_end}: the cores are SHARED with other jobs, "
+        "so these figures are lower bounds of what the CPU can do alone"
+    )
+    print(f"measured matmul peak: bf16 {peak_bf16 / 1e9:.1f} GFLOP/s, fp32 {peak_fp32 / 1e9:.1f} GFLOP/s")
+    print(
+        f"backbone {args.backbone}, {args.batch_pairs} pairs/step ({2 * args.batch_pairs} seqs), bf16 autocast, "
+        f"{args.steps} timed steps"
+    )
+    header = f"{'mode':<7}{'trainable':>13}{'step s':>9}{'seq/s':>8}{'tok/s':>9}{'GFLOP/s':>10}{'MFU':>8}"
+    print(header)
+    for r in rows:
+        print(
+            f"{r['mode']:<7}{r['trainable_params']:>13,}{r['step_s']:>9.2f}{r['sequences_per_s']:>8.2f}"
+            f"{r['tokens_per_s']:>9.0f}{r['flop_per_s'] / 1e9:>10.1f}{r['mfu_vs_bf16_peak']:>8.1%}"
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "command": " ".join([sys.executable, *sys.argv]),
+        "machine": machine,
+        "loadavg_start": load_start,
+        "loadavg_end": load_end,
+        "peak_bf16_flop_per_s": peak_bf16,
+        "peak_fp32_flop_per_s": peak_fp32,
+        "backbone": args.backbone,
+        "batch_pairs": args.batch_pairs,
+        "steps": args.steps,
+        "results": rows,
+    }
+    args.out.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
