@@ -1,0 +1,89 @@
+"""CLI: `notellm serve` (the HTTP service) and `notellm index build` (embed a data folder into an index folder).
+
+    notellm index build --model out/model --data data/se --out out/index
+    notellm serve --model out/model --index out/index --port 8000
+    notellm serve --model out/model --index out/index --backend milvus --milvus-uri http://host:19530
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+index_app = typer.Typer(help="Build the index the service serves.", no_args_is_help=True)
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+@index_app.command("build")
+def build(
+    model: Annotated[Path, typer.Option(help="Saved NoteLLM folder (NoteLLM.save_pretrained).")],
+    data: Annotated[Path, typer.Option(help="Data folder with notes.parquet (`notellm import ...`).")],
+    out: Annotated[Path, typer.Option(help="Index folder to write.")],
+    batch_size: Annotated[int, typer.Option(help="Notes per model forward pass.")] = 32,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing index folder.")] = False,
+) -> None:
+    """Embed every note of DATA with MODEL and write a durable index folder to OUT."""
+    from notellm.data.store import frame_to_notes, load_notes
+    from notellm.serve.build import build_index
+    from notellm.serve.embedder import load_model
+
+    try:
+        notes = frame_to_notes(load_notes(data))
+        loaded = load_model(model)
+        path = build_index(loaded, notes, out, batch_size=batch_size, overwrite=overwrite,
+                           info={"model": str(model.resolve()), "data": str(data.resolve())})
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(f"indexed {len(notes)} notes into {path}")
+
+
+def serve(
+    model: Annotated[Path, typer.Option(help="Saved NoteLLM folder (NoteLLM.save_pretrained).")],
+    index: Annotated[Path | None, typer.Option(help="Index folder from `notellm index build` (seeds Milvus).")] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    backend: Annotated[str, typer.Option(help="faiss (local durable store) or milvus.")] = "faiss",
+    milvus_uri: Annotated[str | None, typer.Option(help="Milvus URI (http://host:19530) or milvus-lite file.")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML/JSON file of ServeConfig fields.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a ServeConfig field: key=value.")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve related notes, live note updates, embeddings and generation over HTTP (OpenAPI at /docs)."""
+    import uvicorn
+
+    from notellm.config import ConfigError, load_config
+    from notellm.data.schema import Note
+    from notellm.serve.app import create_app
+    from notellm.serve.backend import open_index
+    from notellm.serve.config import ServeConfig
+    from notellm.serve.embedder import load_model
+
+    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO))
+    try:
+        cfg = load_config(ServeConfig, config, set_ or [])
+        loaded = load_model(model)
+        notes = open_index(backend, index, milvus_uri=milvus_uri, milvus_collection=cfg.milvus_collection,
+                           compact_every=cfg.compact_every)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    try:
+        dim = loaded.embed([Note(note_id="probe", title="probe", content="")], batch_size=1).shape[1]
+        if dim != notes.dim:
+            _fail(f"the model embeds into {dim} dims but the index holds {notes.dim}-dim vectors; "
+                  "rebuild the index with this model (`notellm index build`)")
+        app = create_app(notes, loaded, cfg, model_name=model.name)
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
+    finally:
+        notes.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.add_typer(index_app, name="index")

@@ -1,0 +1,19 @@
+"""Serving: the HTTP API, its durable live index and the web page.
+
+Modules (the data flow of one request, top to bottom):
+    config.py    ServeConfig: limits, micro-batching and compaction settings
+    app.py       create_app(index, model, cfg) -> FastAPI (routes, input checks)
+    batcher.py   EmbedBatcher: concurrent embedding requests merged into one model call
+    metrics.py   Prometheus metrics + request body cap (ASGI middleware)
+    schemas.py   pydantic request/response bodies
+    backend.py   the NoteIndex contract + open_index(backend, ...)
+    store.py     LocalNoteIndex: snapshot + write-ahead log + exact FAISS (default backend)
+    wal.py       the framed, fsynced write-ahead log
+    milvus.py    MilvusNoteIndex: the same contract on Milvus (cluster URI or milvus-lite file)
+    build.py     build_index(model, notes, out): the `notellm index build` step
+    embedder.py  Embedder protocol, load_model(path)
+    openapi.py   the OpenAPI document (docs/openapi.json)
+    web/         the page served at /
+"""
+
+from __future__ import annotations

@@ -1,0 +1,53 @@
+"""`ServeConfig`: every knob of the HTTP service, its limits and its durable store, as one typed dataclass.
+
+Paths (model, index, Milvus URI) are deliberately NOT here: they come only from the command line, so no request
+and no config shipped with a request can point the server at a file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class ServeConfig:
+    """Limits, batching and durability settings of `notellm serve` (override with `--set serve_key=value`)."""
+
+    max_k: int = 1000
+    """Largest `k` a related-notes request may ask for."""
+    max_notes_per_request: int = 256
+    """Most notes one POST /notes, /embed or /generate request may carry."""
+    max_body_bytes: int = 4 * 1024 * 1024
+    """Request bodies larger than this are refused with 413 before any parsing."""
+    max_title_chars: int = 1000
+    """Longest accepted note title."""
+    max_content_chars: int = 16000
+    """Longest accepted note content (Milvus VARCHAR fields hold 65,535 bytes; 16k chars x 4 bytes fits)."""
+    max_hashtags: int = 64
+    """Most hashtags one note may carry."""
+    max_search_results: int = 100
+    """Most notes GET /notes?q= returns."""
+    candidate_factor: int = 5
+    """Related notes with diversification re-rank the top `candidate_factor * k` nearest neighbours."""
+    embed_batch_size: int = 32
+    """Micro-batching: one model call embeds at most this many notes (several requests merged)."""
+    embed_max_wait_ms: float = 5.0
+    """Micro-batching: how long the first request of a batch waits for others to join it."""
+    compact_every: int = 2000
+    """Local store: fold the write-ahead log into a new snapshot after this many logged records (0 = never)."""
+    milvus_collection: str = "notellm_notes"
+    """Milvus backend: the collection holding vectors and note metadata."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_k", "max_notes_per_request", "max_body_bytes", "max_title_chars", "max_content_chars",
+                     "max_search_results", "candidate_factor", "embed_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"serve.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_hashtags < 0 or self.compact_every < 0:
+            raise ValueError("serve.max_hashtags and serve.compact_every must be >= 0")
+        if self.embed_max_wait_ms < 0:
+            raise ValueError(f"serve.embed_max_wait_ms must be >= 0, got {self.embed_max_wait_ms}")
+        if self.max_content_chars > 16000:
+            raise ValueError("serve.max_content_chars is capped at 16000 (Milvus VARCHAR limit of 65,535 bytes)")
+        if not self.milvus_collection.replace("_", "").isalnum():
+            raise ValueError(f"serve.milvus_collection must be letters, digits and _, got {self.milvus_collection!r}")

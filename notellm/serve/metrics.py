@@ -1,0 +1,103 @@
+"""Prometheus metrics and the request-size guard, as one small ASGI middleware.
+
+Per route *template* (`/notes/{note_id}/related`, never the raw path, so ids cannot blow up label cardinality):
+`notellm_requests_total{route,method,status}`, `notellm_request_errors_total{route,method,kind=client|server}` and
+`notellm_request_seconds{route,method}` (histogram). Each app gets its own `CollectorRegistry`, so several apps in
+one process (tests) do not collide. Bodies are read up to `max_body_bytes`; a larger one is answered 413 before the
+app sees it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_CONVERTER = re.compile(r"\{(\w+):\w+\}")  # "/notes/{note_id:path}" -> "/notes/{note_id}", as OpenAPI shows it
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class ServiceMetrics:
+    """The service's Prometheus collectors, in a private registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("notellm_requests", "HTTP requests", ["route", "method", "status"],
+                                registry=self.registry)
+        self.errors = Counter("notellm_request_errors", "HTTP requests answered 4xx (client) or 5xx (server)",
+                              ["route", "method", "kind"], registry=self.registry)
+        self.latency = Histogram("notellm_request_seconds", "Request latency", ["route", "method"],
+                                 buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.notes = Gauge("notellm_notes", "Notes in the index", registry=self.registry)
+        self.embed_batch = Histogram("notellm_embed_batch_notes", "Notes per model call (micro-batching)",
+                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=self.registry)
+
+
+class MetricsMiddleware:
+    """ASGI middleware: body-size cap (413) and per-route request/latency/error metrics."""
+
+    def __init__(self, app, metrics: ServiceMetrics, max_body_bytes: int) -> None:
+        self.app, self.metrics, self.max_body_bytes = app, metrics, max_body_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_wrapper(message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            receive = await self._guarded_body(scope, receive, send_wrapper)
+            if receive is not None:
+                await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or ("static" if scope["path"].startswith("/static") else "other")
+            template = _CONVERTER.sub(r"{\1}", template)
+            method, code = scope["method"], status["code"]
+            self.metrics.requests.labels(template, method, str(code)).inc()
+            self.metrics.latency.labels(template, method).observe(time.perf_counter() - start)
+            if code >= 400:
+                self.metrics.errors.labels(template, method, "server" if code >= 500 else "client").inc()
+
+    async def _guarded_body(self, scope, receive, send):
+        """Read the whole body (bounded); answer 413 and return None if it is too large, else a replaying receive."""
+        if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS"):
+            return receive
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        too_large = declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes
+        chunks, size, more = [], 0, not too_large
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                too_large = True
+                break
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        if too_large:
+            body = json.dumps({"detail": f"request body exceeds the limit of {self.max_body_bytes} bytes"}).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 413, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return None
+        body, sent = b"".join(chunks), False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return replay

@@ -1,0 +1,168 @@
+"""`MilvusNoteIndex`: the scale-out backend; notes and embeddings live in one Milvus collection.
+
+Point it at a Milvus cluster (`http://host:19530`, optionally `token`) or at a milvus-lite file (`./notes.db`, the
+embedded engine, used by the tests). Schema: `note_id` VARCHAR primary key, `vector` FLOAT_VECTOR(dim) with a FLAT
+inner-product index (exact, matching the local backend; switch to HNSW/IVF in Milvus for very large pools),
+`title`, `title_lc` (lower-cased, for the page's case-insensitive search), `content`, `hashtags` (JSON list as
+text), `category` and `url`. Collections are created with Strong consistency so a write is searchable by the next read.
+
+Durability is Milvus's: an upsert returns once Milvus has logged it. Local index folders (from `notellm index
+build`) seed a missing or empty collection once, so the same build step serves both backends.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from notellm.data.schema import Note
+from notellm.serve.backend import note_url
+
+log = logging.getLogger(__name__)
+
+_FIELDS = ["note_id", "title", "content", "hashtags", "category", "url"]
+_MAX_VARCHAR = 65535
+
+
+def _escape_like(text: str) -> str:
+    """Escape a user string for a Milvus `like "%...%"` filter (quotes, backslashes, wildcards)."""
+    out = []
+    for ch in text:
+        if ch in '\\"':
+            out.append("\\" + ch)
+        elif ch in "%_":
+            out.append("\\\\" + ch)  # a literal wildcard needs the escape to survive the string literal
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _to_note(row: dict) -> Note:
+    return Note(note_id=str(row["note_id"]), title=row.get("title", ""), content=row.get("content", ""),
+                hashtags=tuple(json.loads(row.get("hashtags") or "[]")), category=row.get("category", ""),
+                extra={"url": row["url"]} if row.get("url") else {})
+
+
+class MilvusNoteIndex:
+    """The NoteIndex contract on a Milvus collection."""
+
+    name = "milvus"
+
+    def __init__(self, client, collection: str, dim: int) -> None:
+        self._client, self.collection, self.dim = client, collection, dim
+
+    @classmethod
+    def open(cls, uri: str, collection: str, *, dim: int | None = None, seed_from: str | Path | None = None,
+             token: str = "") -> MilvusNoteIndex:
+        """Connect; create the collection (dim from `seed_from` or `dim`) if missing; seed it if empty."""
+        from pymilvus import MilvusClient
+
+        client = MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
+        seed = None
+        if seed_from is not None:
+            from notellm.serve.store import LocalNoteIndex
+
+            seed = LocalNoteIndex.open(seed_from, compact_every=0)
+            dim = seed.dim
+        if not client.has_collection(collection):
+            if dim is None:
+                raise ValueError(f"Milvus collection {collection!r} does not exist at {uri}; pass --index to seed it")
+            cls._create(client, collection, dim)
+        described = client.describe_collection(collection)
+        vector_field = next((f for f in described["fields"] if f["name"] == "vector"), None)
+        if vector_field is None:
+            raise ValueError(f"Milvus collection {collection!r} has no 'vector' field; not a notellm collection")
+        actual_dim = int(vector_field["params"]["dim"])
+        if dim is not None and actual_dim != dim:
+            raise ValueError(f"Milvus collection {collection!r} has dim {actual_dim}, the index/model has {dim}")
+        client.load_collection(collection)  # an existing collection starts "released"; searching needs it loaded
+        index = cls(client, collection, actual_dim)
+        if seed is not None:
+            if len(index) == 0 and len(seed):
+                index._seed(seed)
+            seed.close()
+        return index
+
+    @staticmethod
+    def _create(client, collection: str, dim: int) -> None:
+        from pymilvus import DataType, MilvusClient
+
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("note_id", DataType.VARCHAR, is_primary=True, max_length=512)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        for name in ("title", "title_lc", "content", "hashtags"):
+            schema.add_field(name, DataType.VARCHAR, max_length=_MAX_VARCHAR)
+        schema.add_field("category", DataType.VARCHAR, max_length=1024)
+        schema.add_field("url", DataType.VARCHAR, max_length=2048)
+        params = client.prepare_index_params()
+        params.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
+        client.create_collection(collection, schema=schema, index_params=params, consistency_level="Strong")
+
+    def _seed(self, local) -> None:
+        ids = list(local._notes)
+        for start in tqdm(range(0, len(ids), 512), desc=f"seeding Milvus {self.collection}", unit="batch"):
+            chunk = ids[start : start + 512]
+            self.upsert([local._notes[i] for i in chunk], local.vectors(chunk))
+
+    # --- NoteIndex contract -----------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        rows = self._client.query(self.collection, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    def get(self, note_id: str) -> Note | None:
+        rows = self._client.get(self.collection, ids=[note_id], output_fields=_FIELDS)
+        return _to_note(rows[0]) if rows else None
+
+    def get_many(self, note_ids: list[str]) -> list[Note | None]:
+        if not note_ids:
+            return []
+        rows = self._client.get(self.collection, ids=list(note_ids), output_fields=_FIELDS)
+        by_id = {str(r["note_id"]): _to_note(r) for r in rows}
+        return [by_id.get(n) for n in note_ids]
+
+    def vectors(self, note_ids: list[str]) -> np.ndarray:
+        if not note_ids:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        rows = self._client.get(self.collection, ids=list(note_ids), output_fields=["vector"])
+        by_id = {str(r["note_id"]): r["vector"] for r in rows}
+        missing = [n for n in note_ids if n not in by_id]
+        if missing:
+            raise KeyError(f"unknown note id(s): {missing[:5]}")
+        return np.asarray([by_id[n] for n in note_ids], dtype=np.float32)  # (n, d)
+
+    def upsert(self, notes: list[Note], vectors: np.ndarray) -> None:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(notes), self.dim):
+            raise ValueError(f"upsert: expected vectors of shape ({len(notes)}, {self.dim}), got {vectors.shape}")
+        if len({n.note_id for n in notes}) != len(notes):
+            raise ValueError("upsert: the same note id appears twice in one request")
+        rows = [{"note_id": n.note_id, "vector": v.tolist(), "title": n.title, "title_lc": n.title.casefold(),
+                 "content": n.content, "hashtags": json.dumps(list(n.hashtags), ensure_ascii=False),
+                 "category": n.category, "url": note_url(n)} for n, v in zip(notes, vectors)]
+        self._client.upsert(self.collection, rows)
+
+    def delete(self, note_id: str) -> bool:
+        if self.get(note_id) is None:
+            return False
+        self._client.delete(self.collection, ids=[note_id])
+        return True
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[str, float]]:
+        k = min(int(k), 16384)  # Milvus' topk ceiling
+        query = np.asarray(query, dtype=np.float32).reshape(self.dim)
+        hits = self._client.search(self.collection, data=[query.tolist()], limit=k, anns_field="vector",
+                                   search_params={"metric_type": "IP"}, output_fields=[])
+        return [(str(h["note_id"] if "note_id" in h else h["id"]), float(h["distance"])) for h in hits[0]]
+
+    def search_titles(self, text: str, limit: int) -> list[Note]:
+        needle = text.casefold().strip()
+        expr = f'title_lc like "%{_escape_like(needle)}%"' if needle else ""
+        rows = self._client.query(self.collection, filter=expr, output_fields=_FIELDS, limit=limit)
+        return [_to_note(r) for r in rows]
+
+    def close(self) -> None:
+        self._client.close()

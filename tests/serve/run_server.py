@@ -1,0 +1,25 @@
+"""Run the service on an index folder with the hashing test embedder (a subprocess for the kill -9 tests).
+
+    python tests/serve/run_server.py INDEX_DIR PORT [COMPACT_EVERY]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import uvicorn  # noqa: E402
+from serve_testkit import HashingEmbedder  # noqa: E402
+
+from notellm.serve.app import create_app  # noqa: E402
+from notellm.serve.config import ServeConfig  # noqa: E402
+from notellm.serve.store import LocalNoteIndex  # noqa: E402
+
+if __name__ == "__main__":
+    index_dir, port = sys.argv[1], int(sys.argv[2])
+    compact_every = int(sys.argv[3]) if len(sys.argv) > 3 else 2000
+    index = LocalNoteIndex.open(index_dir, compact_every=compact_every)
+    app = create_app(index, HashingEmbedder(dim=32), ServeConfig(compact_every=compact_every))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")

@@ -1,0 +1,156 @@
+"""LocalNoteIndex: exact search, durability across reopen/crash, compaction, leftovers, concurrent readers.
+
+    PYTHONPATH=. python -m pytest tests/serve/test_serve_store.py -q
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import numpy as np
+import pytest
+
+from notellm.data.schema import Note
+from notellm.serve.store import IndexFormatError, LocalNoteIndex, _write_snapshot
+from notellm.serve.wal import encode_record
+
+
+def _unit(rng, n, d):
+    v = rng.normal(size=(n, d)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _notes(prefix, n):
+    return [Note(note_id=f"{prefix}{i}", title=f"title {prefix}{i}", content="c", hashtags=("t",), category="x")
+            for i in range(n)]
+
+
+def test_search_matches_brute_force(tmp_path):
+    rng = np.random.default_rng(0)
+    vectors = _unit(rng, 50, 16)
+    notes = _notes("n", 50)
+    index = LocalNoteIndex.open(LocalNoteIndex.create(tmp_path / "ix", notes, vectors))
+    query = _unit(rng, 1, 16)[0]
+    expected = np.argsort(-(vectors @ query), kind="stable")[:7]
+    hits = index.search(query, 7)
+    assert [h[0] for h in hits] == [f"n{i}" for i in expected]
+    np.testing.assert_allclose([h[1] for h in hits], (vectors @ query)[expected], rtol=1e-5)
+    assert len(index.search(query, 500)) == 50
+
+
+def test_writes_survive_a_crash_without_close(tmp_path):
+    rng = np.random.default_rng(1)
+    root = LocalNoteIndex.create(tmp_path / "ix", _notes("n", 5), _unit(rng, 5, 8))
+    index = LocalNoteIndex.open(root)
+    new = _unit(rng, 2, 8)
+    index.upsert(_notes("new", 2), new)
+    index.upsert([Note(note_id="n0", title="renamed", content="", extra={"url": "https://x.org/q/0"})], new[:1])
+    assert index.delete("n1") and not index.delete("n1")
+    # no close(): the process "dies" here; a second process opens the folder
+    again = LocalNoteIndex.open(root)
+    assert len(again) == 6
+    assert again.get("n1") is None and again.get("n0").title == "renamed"
+    assert again.get("n0").extra == {"url": "https://x.org/q/0"}
+    again.compact()
+    assert LocalNoteIndex.open(root).get("n0").extra == {"url": "https://x.org/q/0"}  # through the snapshot too
+    np.testing.assert_array_equal(again.vectors(["new1", "n0"]), np.stack([new[1], new[0]]))
+
+
+def test_torn_tail_record_is_dropped_on_reopen(tmp_path):
+    rng = np.random.default_rng(2)
+    root = LocalNoteIndex.create(tmp_path / "ix", _notes("n", 3), _unit(rng, 3, 8))
+    index = LocalNoteIndex.open(root)
+    index.upsert(_notes("ok", 1), _unit(rng, 1, 8))
+    wal = index._wal.path
+    torn = encode_record({"op": "upsert", "notes": [{"note_id": "lost"}], "vectors": ""})
+    with open(wal, "ab") as handle:
+        handle.write(torn[: len(torn) // 2])  # a crash in the middle of writing an unacknowledged record
+    again = LocalNoteIndex.open(root)
+    assert again.get("ok0") is not None and again.get("lost") is None and len(again) == 4
+
+
+def test_compaction_folds_the_log_and_reopens_identically(tmp_path):
+    rng = np.random.default_rng(3)
+    root = LocalNoteIndex.create(tmp_path / "ix", _notes("n", 4), _unit(rng, 4, 8))
+    index = LocalNoteIndex.open(root, compact_every=3)
+    for i in range(7):
+        index.upsert(_notes(f"w{i}-", 1), _unit(rng, 1, 8))
+        if index._compactor is not None:
+            index._compactor.join()
+    index.delete("n2")
+    expected = {nid: index.vectors([nid])[0] for nid in index._notes}
+    manifest = json.loads((root / "index.json").read_text())
+    assert manifest["covers_wal"] >= 2  # at least two compactions happened
+    names = sorted(os.listdir(root))
+    assert sum(n.startswith("snap-") for n in names) == 1 and not any(n.endswith(".tmp") for n in names)
+    again = LocalNoteIndex.open(root)
+    assert set(again._notes) == set(expected)
+    for nid, vec in expected.items():
+        np.testing.assert_array_equal(again.vectors([nid])[0], vec)
+    index.close()
+    assert set(LocalNoteIndex.open(root)._notes) == set(expected)
+
+
+def test_leftovers_of_a_crashed_compaction_are_ignored_and_removed(tmp_path):
+    rng = np.random.default_rng(4)
+    root = LocalNoteIndex.create(tmp_path / "ix", _notes("n", 3), _unit(rng, 3, 8))
+    index = LocalNoteIndex.open(root)
+    index.upsert(_notes("kept", 1), _unit(rng, 1, 8))
+    # crash states: a half-written snapshot dir, a complete but unreferenced snapshot, a manifest temp file
+    (root / "snap-000007.tmp").mkdir()
+    _write_snapshot(root, 1, _notes("ghost", 1), _unit(rng, 1, 8))
+    (root / "index.json.tmp").write_text("{")
+    again = LocalNoteIndex.open(root)
+    assert again.get("kept0") is not None and again.get("ghost0") is None and len(again) == 4
+    assert sorted(p for p in os.listdir(root) if "snap" in p or "tmp" in p) == ["snap-000000"]
+
+
+def test_bad_inputs_are_refused(tmp_path):
+    rng = np.random.default_rng(5)
+    root = LocalNoteIndex.create(tmp_path / "ix", _notes("n", 3), _unit(rng, 3, 8))
+    index = LocalNoteIndex.open(root)
+    with pytest.raises(ValueError, match="shape"):
+        index.upsert(_notes("a", 2), _unit(rng, 1, 8))
+    with pytest.raises(ValueError, match="NaN"):
+        index.upsert(_notes("a", 1), np.full((1, 8), np.nan, dtype=np.float32))
+    with pytest.raises(ValueError, match="twice"):
+        index.upsert(_notes("a", 1) * 2, _unit(rng, 2, 8))
+    with pytest.raises(FileExistsError):
+        LocalNoteIndex.create(root, _notes("n", 1), _unit(rng, 1, 8))
+    with pytest.raises(IndexFormatError, match="notellm index build"):
+        LocalNoteIndex.open(tmp_path / "nothing")
+    assert len(index) == 3
+
+
+def test_readers_never_see_half_an_upsert(tmp_path):
+    """Each write adds a twin pair (same vector) in ONE upsert; a reader must see both twins or neither."""
+    rng = np.random.default_rng(6)
+    index = LocalNoteIndex.open(LocalNoteIndex.create(tmp_path / "ix", _notes("n", 20), _unit(rng, 20, 16)))
+    vectors = _unit(rng, 40, 16)
+    failures: list[str] = []
+    done = threading.Event()
+
+    def writer():
+        for i in range(40):
+            pair = [Note(f"a{i}", "a", ""), Note(f"b{i}", "b", "")]
+            index.upsert(pair, np.stack([vectors[i], vectors[i]]))
+            if i % 3 == 0:
+                index.upsert(pair, np.stack([vectors[i], vectors[i]]))  # replace both
+        done.set()
+
+    def reader():
+        while not done.is_set():
+            i = int(rng.integers(40))
+            ids = {h[0] for h in index.search(vectors[i], 2)}
+            if (f"a{i}" in ids) != (f"b{i}" in ids):
+                failures.append(f"saw {ids} for pair {i}")
+
+    threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not failures, failures[:3]
+    assert len(index) == 100
