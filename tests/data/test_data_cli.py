@@ -1,6 +1,6 @@
 """The data CLI (`import files|stackexchange`, `mine`, `data stats`) and `mine_and_split` on a small folder.
 
-PYTHONPATH=. python -m pytest tests/data/test_cli.py -q
+PYTHONPATH=. python -m pytest tests/data/test_data_cli.py -q
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`notellm train` command plumbing: options and overrides reach the config; bad keys are clear errors.
 
-Run: PYTHONPATH=. python -m pytest tests/train/test_cli.py -q -p no:cacheprovider
+Run: PYTHONPATH=. python -m pytest tests/train/test_train_cli.py -q -p no:cacheprovider
 """
 
 from __future__ import annotations
