@@ -69,6 +69,12 @@ class TrainArgs:
     """Optimizer steps for the whole run (fixes the LR schedule); 0 = derived from epochs."""
     max_seconds: float = 0.0
     """Time budget: stop cleanly (checkpoint + final model) after this many seconds of this invocation; 0 = none."""
+    fit_schedule_to_budget: bool = True
+    """With max_seconds and no max_steps: after `calibration_steps` steps, shorten the LR schedule to the steps the
+    budget affords, so warmup and decay complete inside the budget (otherwise a budgeted run stops mid-warmup)."""
+    calibration_steps: int = 3
+    """Steps timed before fitting the schedule to the budget (the first step, which pays one-time costs, is
+    excluded from the per-step time)."""
     stop_at_step: int = 0
     """Stop cleanly at this optimizer step without changing the schedule (time-slicing, tests); 0 = run to the end."""
     gradient_checkpointing: bool = False
@@ -108,6 +114,8 @@ class TrainArgs:
         for name in ("batch_pairs", "grad_accum", "epochs", "keep_checkpoints", "log_every", "top_n_layers", "lora_r"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.calibration_steps < 2:
+            raise ValueError(f"train.calibration_steps must be ≥ 2, got {self.calibration_steps}")
         for name in ("grad_cache_pairs", "max_steps", "stop_at_step", "checkpoint_every", "eval_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name} must be ≥ 0, got {getattr(self, name)}")

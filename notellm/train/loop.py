@@ -69,6 +69,37 @@ class TrainResult:
     total_params: int
 
 
+@dataclass
+class SchedulePlan:
+    """LR multiplier: linear warmup over ⌈warmup_ratio·total⌉ steps, then linear decay to 0 at `total`.
+
+    The same curve as transformers' `get_linear_schedule_with_warmup`, but as a callable object, so `total` can be
+    shortened once to fit a time budget and LambdaLR's state_dict saves and restores it (it keeps the `__dict__` of
+    callable objects), which makes a resumed run follow the fitted schedule.
+    """
+
+    total: int
+    warmup_ratio: float
+
+    def warmup(self) -> int:
+        return math.ceil(self.warmup_ratio * self.total)
+
+    def __call__(self, step: int) -> float:
+        warm = self.warmup()
+        if step < warm:
+            return step / max(1, warm)
+        return max(0.0, (self.total - step) / max(1, self.total - warm))
+
+
+def fitted_total_steps(step: int, seconds_since_first_step: float, remaining_seconds: float, total: int) -> int:
+    """Steps the schedule should span so it ends inside the budget: `step` done plus what the remaining time affords
+    at the pace measured since the first step (which pays one-time costs), keeping 5% slack for evaluation and
+    checkpoints. Never longer than `total`, never shorter than `step + 1`."""
+    per_step = seconds_since_first_step / max(1, step - 1)
+    affordable = int(0.95 * max(0.0, remaining_seconds) / max(per_step, 1e-9))
+    return max(step + 1, min(total, step + affordable))
+
+
 def _accelerator(args: TrainArgs):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, GradientState
@@ -185,7 +216,6 @@ def train(cfg: TrainConfig) -> TrainResult:
     """Train NoteLLM as `cfg` says; resumable, multi-process under accelerate/torchrun. See the module docstring."""
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
 
     from notellm.model.collate import PairCollator
     from notellm.model.notellm import NoteLLM
@@ -233,7 +263,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     optimizer = _optimizer(raw, args)
     model, optimizer = accelerator.prepare(raw, optimizer)
     raw = accelerator.unwrap_model(model)
-    scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(args.warmup_ratio * total_steps), total_steps)
+    plan = SchedulePlan(total=total_steps, warmup_ratio=args.warmup_ratio)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, plan)
     state = RunState()
     accelerator.register_for_checkpointing(scheduler, state)
     install_trainable_only_hooks(accelerator)
@@ -241,6 +272,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     resumed_from = latest_checkpoint(out_dir) if args.resume else None
     if resumed_from is not None:
         load_checkpoint(accelerator, resumed_from)
+        total_steps = plan.total  # a schedule fitted to an earlier invocation's budget is kept
         if main:
             logger.info("resumed from %s (step %d, micro-batch %d)", resumed_from, state.step, state.micro)
     if main:
@@ -302,6 +334,20 @@ def train(cfg: TrainConfig) -> TrainResult:
         optimizer.zero_grad(set_to_none=True)
         state.step += 1
         step_seconds = time.perf_counter() - step_start
+        if state.step == 1:
+            first_step_done = time.perf_counter()
+        fit = args.max_seconds and not args.max_steps and args.fit_schedule_to_budget
+        if fit and state.step == args.calibration_steps and not resumed_from:
+            now = time.perf_counter()
+            remaining = args.max_seconds - (now - started)
+            fitted = fitted_total_steps(state.step, now - first_step_done, remaining, total_steps)
+            fitted = int(accelerator.reduce(torch.tensor(fitted, device=accelerator.device), reduction="min").item())
+            if fitted < total_steps:
+                if main:
+                    budget = args.max_seconds
+                    logger.info("LR schedule fitted to a %.0f s budget: %d steps, not %d", budget, fitted, total_steps)
+                plan.total = total_steps = fitted
+                bar.total = total_steps
         state.seconds = seconds_before + (time.perf_counter() - loop_start)
 
         metrics = accelerator.reduce(

@@ -1,0 +1,47 @@
+"""The LR schedule: HF's linear warmup/decay curve, fitted to a time budget, restored on resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import get_linear_schedule_with_warmup
+
+from notellm.train.loop import SchedulePlan, fitted_total_steps
+
+
+def _lrs(scheduler, optimizer, steps):
+    out = []
+    for _ in range(steps):
+        out.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    return out
+
+
+def test_plan_matches_transformers_linear_schedule():
+    def make():
+        return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+
+    ref_opt, our_opt = make(), make()
+    reference = get_linear_schedule_with_warmup(ref_opt, 3, 20)
+    ours = torch.optim.lr_scheduler.LambdaLR(our_opt, SchedulePlan(total=20, warmup_ratio=0.15))  # ceil(3.0) = 3
+    assert _lrs(ours, our_opt, 22) == pytest.approx(_lrs(reference, ref_opt, 22))
+
+
+def test_fitted_total_steps_arithmetic():
+    # 3 steps done, 2 of them (after the first) took 20 s: 10 s/step; 100 s left * 0.95 slack = 9 more steps.
+    assert fitted_total_steps(3, 20.0, 100.0, 1000) == 12
+    assert fitted_total_steps(3, 20.0, 100.0, 8) == 8  # never longer than the planned schedule
+    assert fitted_total_steps(3, 20.0, -5.0, 1000) == 4  # out of time: at least one more step, then max_seconds stops
+
+
+def test_shortened_plan_survives_state_dict_round_trip():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    plan = SchedulePlan(total=1000, warmup_ratio=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, plan)
+    plan.total = 40
+    state = scheduler.state_dict()
+    fresh_plan = SchedulePlan(total=1000, warmup_ratio=0.1)
+    fresh = torch.optim.lr_scheduler.LambdaLR(optimizer, fresh_plan)
+    fresh.load_state_dict(state)
+    assert fresh_plan.total == 40
