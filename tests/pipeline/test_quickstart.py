@@ -1,0 +1,103 @@
+"""The quickstart end to end on the tiny backbone and a slice of the shipped Stack Exchange data, then a resume.
+
+Run: PYTHONPATH=. python -m pytest tests/pipeline -q
+"""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from typer.testing import CliRunner
+
+from notellm.cli.evaluate import register
+from notellm.pipeline.ablate import settings
+from notellm.pipeline.quickstart import MAIN, QuickstartConfig, plan_budget, run_quickstart
+from notellm.pipeline.stages import StageRunner
+from notellm.report.render import ablation_table
+from notellm.retrieval.vectors import NoteVectors
+
+
+def test_quickstart_end_to_end_and_resume(tmp_path, stackexchange_dir, tiny_backbone_dir):
+    cfg = QuickstartConfig(
+        stackexchange=str(stackexchange_dir), out=str(tmp_path / "qs"), model=str(tiny_backbone_dir),
+        budget_minutes=1.0, max_notes=160, skip_baselines=True, gen_notes=3, examples=2, progress=False,
+        overrides=["train.max_steps=2", "train.batch_pairs=4"],
+    )
+    first = run_quickstart(cfg)
+    out = tmp_path / "qs"
+    for name in ("report.md", "report.html", "metrics.json", "vectors.npz", "faiss/index.faiss",
+                 "index", "model/notellm.json", "plots/recall_at_k.png"):
+        assert (out / name).exists(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    methods = set(metrics["retrieval"])
+    assert {MAIN, "SentenceBERT (all-MiniLM-L6-v2)", "BM25", "PromptEOL zero-shot", "LLM zero-shot (last token)",
+            "ItemCF (train events)"} <= methods
+    for name in methods:
+        overall = metrics["retrieval"][name]["paper"]["overall"]
+        assert overall["n_queries"] > 0
+        assert 0.0 <= overall["recall@1"] <= overall["recall@5"] <= 1.0
+    report = (out / "report.md").read_text()
+    for row in ("| NoteLLM |", "| SentenceBERT (all-MiniLM-L6-v2) |", "| BM25 |", "Worked examples"):
+        assert row in report
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "<table>" in html and "plots/" not in html
+    assert metrics["training"][MAIN]["steps"] == 2
+    assert set(metrics["generation"][MAIN]) == {"category_free", "category_constrained", "hashtags"}
+    assert metrics["generation"][MAIN]["category_constrained"]["ill"] == 0.0  # the trie keeps it in the set
+    assert "train:notellm" in first["stages_ran"]
+
+    second = run_quickstart(cfg)
+    assert second["stages_ran"] == []
+    resumed = json.loads((out / "metrics.json").read_text())
+    assert resumed["meta"]["stage_seconds"]["train:notellm"] == metrics["meta"]["stage_seconds"]["train:notellm"]
+    assert "train:notellm" in second["stages_skipped"] and "index" in second["stages_skipped"]
+    assert json.loads((out / "metrics.json").read_text())["retrieval"] == metrics["retrieval"]
+
+    # the CLI on the run's artefacts: embed with the trained model, re-render the report elsewhere
+    app = typer.Typer()
+    register(app)
+    runner = CliRunner()
+    res = runner.invoke(app, ["embed", "--model", str(out / "model"), "--data", str(out / "data"),
+                              "--out", str(tmp_path / "v.npz")])
+    assert res.exit_code == 0, res.output
+    assert len(NoteVectors.load(tmp_path / "v.npz")) == metrics["data"]["notes"]
+    res = runner.invoke(app, ["report", str(out / "metrics.json"), "--out", str(tmp_path / "rep")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "rep" / "report.md").read_text() == (out / "report.md").read_text()
+    res = runner.invoke(app, ["evaluate", "--model", str(out / "model"), "--data", str(out / "data"), "--out",
+                              str(tmp_path / "ev"), "--no-baselines", "--gen-notes", "0"])
+    assert res.exit_code == 0, res.output
+    evaluated = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert evaluated["retrieval"]["NoteLLM"]["paper"]["overall"] == metrics["retrieval"][MAIN]["paper"]["overall"]
+    res = runner.invoke(app, ["report", str(tmp_path / "missing.json")])
+    assert res.exit_code == 2 and "metrics file not found" in res.output
+
+
+def test_stage_marker_reruns_on_changed_params(tmp_path):
+    runner = StageRunner(tmp_path)
+    calls = []
+    assert runner.run("s", {"a": 1}, lambda: calls.append(1) or {"v": 1}) == {"v": 1}
+    assert runner.run("s", {"a": 1}, lambda: calls.append(2) or {"v": 2}) == {"v": 1}
+    assert runner.run("s", {"a": 2}, lambda: calls.append(3) or {"v": 3}) == {"v": 3}
+    assert calls == [1, 3]
+    (tmp_path / ".stages" / "s.json").write_text("{broken")
+    assert runner.run("s", {"a": 2}, lambda: {"v": 4}) == {"v": 4}
+
+
+def test_budget_plan_adds_up():
+    plan = plan_budget(600, skip_baselines=False)
+    assert abs(sum(plan.values()) - 600) < 1e-6
+    assert plan["train NoteLLM"] == 240
+    assert plan_budget(600, skip_baselines=True)["train NoteLLM"] == 420
+
+
+def test_ablation_grid_and_table():
+    """α sweep at r = 0.4 plus r sweep at α = 0.01; (0.01, 0.4) appears once: 4 + 3 - 1 = 6 runs."""
+    grid = [(a, r) for _, a, r in settings()]
+    assert grid == [(0.0, 0.4), (0.01, 0.4), (0.1, 0.4), (1.0, 0.4), (0.01, 0.0), (0.01, 1.0)]
+    rows = [{"setting": "α=0, r=0.4", "ks": [1, 10], "recall": {"recall@1": 0.25, "recall@10": 0.5,
+                                                                 "recall_avg": 0.375},
+             "acc": 0.0, "ill": 1.0, "bleu4": 0.01, "rouge1": 0.2, "rouge2": 0.1, "rougeL": 0.2}]
+    table = "\n".join(ablation_table(rows))
+    assert "| α=0, r=0.4 | 25.00 | 50.00 | 37.50 | 0.00 | 100.00 | 1.00 | 20.00 | 10.00 | 20.00 |" in table
