@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -21,6 +20,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import torch
+from machine import cpu_flags, cpu_model, matmul_gflops  # noqa: E402
 
 from notellm.data.schema import Note
 from notellm.data.stackexchange import html_to_text, parse_tags, site_name
@@ -30,27 +30,6 @@ from notellm.model.notellm import NoteLLM, NoteLLMConfig
 DATA = (
     Path(os.environ.get("NOTELLM_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data" / "stackexchange"
 )
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def cpu_flags() -> list[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = line.split(":", 1)[1].split()
-                return sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "fma")))
-    except OSError:
-        pass
-    return []
 
 
 def stackexchange_notes(n: int, data_dir: Path = DATA) -> list[Note]:
@@ -76,19 +55,6 @@ def stackexchange_notes(n: int, data_dir: Path = DATA) -> list[Note]:
     if len(mixed) < n:
         mixed += [note for group in per_site for note in group if note not in mixed][: n - len(mixed)]
     return mixed[:n]
-
-
-def matmul_gflops(dtype: torch.dtype, size: int, seconds: float = 2.0) -> float:
-    """Best-of sustained GFLOP/s of a (size x size) @ (size x size) matmul loop."""
-    a = torch.randn(size, size).to(dtype)
-    b = torch.randn(size, size).to(dtype)
-    torch.matmul(a, b)  # warm-up (thread pool, kernels)
-    best, start = 0.0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        t0 = time.perf_counter()
-        torch.matmul(a, b)
-        best = max(best, 2 * size**3 / (time.perf_counter() - t0) / 1e9)
-    return best
 
 
 def time_loads(skip_conversion: bool) -> dict:

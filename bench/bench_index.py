@@ -11,26 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_model  # noqa: E402
 
 from notellm.retrieval.encode import l2_normalize
 from notellm.retrieval.index import IndexConfig, VectorIndex
 from notellm.retrieval.vectors import NoteVectors
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -23,18 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from machine import cpu_model  # noqa: E402
 
 from notellm.data.mining import MiningConfig, mine_pairs_with_stats
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _rss_mib() -> float:
@@ -115,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
         "command": "PYTHONPATH=. python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
         "machine": {
             "nproc": os.cpu_count(),
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "python": platform.python_version(),
             "numpy": np.__version__,
             "pandas": pd.__version__,
@@ -149,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
         ("RSS before mining (MiB)", f"{rss_before:,.0f}"),
         ("peak RSS (MiB)", f"{_peak_rss_mib():,.0f}"),
         ("load avg start / end", f"{load_start[0]:.2f} / {load_end[0]:.2f}"),
-        ("machine", f"{os.cpu_count()} CPUs, {_cpu_model()}"),
+        ("machine", f"{os.cpu_count()} CPUs, {cpu_model()}"),
     ]
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -32,20 +31,11 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # before numpy loads its BLAS
 
 import numpy as np  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 from notellm.rerank import dpp, mmr, ssd, ssd_star  # noqa: E402
 
 DIVERSITY = 0.5  # pyversity's knob; ours: λ = θ = β = 1 - DIVERSITY
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def timeit(fn, budget_s: float) -> tuple[float, np.ndarray]:

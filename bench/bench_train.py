@@ -18,36 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown"
-
-
-def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
-    """Best-of-`reps` FLOP/s of an n×n×n matmul in `dtype`."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    torch.matmul(a, b)
-    best = float("inf")
-    for _ in range(reps):
-        start = time.perf_counter()
-        torch.matmul(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
+from machine import cpu_model, matmul_gflops  # noqa: E402
 
 
 def _layer_params(layer) -> int:
@@ -139,7 +115,7 @@ def main() -> None:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
-    peak_bf16, peak_fp32 = matmul_peak(torch.bfloat16), matmul_peak(torch.float32)
+    peak_bf16, peak_fp32 = matmul_gflops(torch.bfloat16) * 1e9, matmul_gflops(torch.float32) * 1e9  # FLOP/s
     pairs = load_pairs(args.data, (args.steps + 1) * args.batch_pairs)
     rows = [bench_mode(mode, args, pairs) for mode in args.modes.split(",")]
     for row in rows:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import httpx
+from machine import cpu_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NOTELLM_SHARED", REPO.parent / "shared"))
@@ -25,15 +26,12 @@ CLI = "import typer; from notellm.cli.serve import register; app = typer.Typer()
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu_model(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def command_line() -> str:
