@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
-from notellm.data import schema as S
+from notellm.data.cooccurrence import cooccurrence, cosine, user_note_matrix
 
 
 def itemcf_pairs(
@@ -39,30 +38,17 @@ def itemcf_pairs(
     """
     if similarity not in ("cosine", "count"):
         raise ValueError(f"similarity must be 'cosine' or 'count', got {similarity!r}")
-    for col in (S.USER_ID, S.NOTE_ID):
-        if col not in events_df.columns:
-            raise ValueError(f"events_df has no {col!r} column (columns: {list(events_df.columns)})")
-    ev = events_df[[S.USER_ID, S.NOTE_ID]].astype(str)
-    ev = ev.assign(row=ev[S.NOTE_ID].map(row_of)).dropna(subset=["row"]).drop_duplicates([S.USER_ID, "row"])
     empty = pd.DataFrame({"a": np.empty(0, np.int64), "b": np.empty(0, np.int64), "score": np.empty(0)})
-    if ev.empty:
+    if not row_of:
         return empty
-    users, user_idx = np.unique(ev[S.USER_ID].to_numpy(), return_inverse=True)
-    n_items = max(row_of.values()) + 1
-    x = sp.csr_matrix((np.ones(len(ev)), (user_idx, ev["row"].to_numpy(np.int64))), shape=(len(users), n_items))
+    x = user_note_matrix(events_df, row_of).tocsc()  # (U, items): the rows of row_of are its columns
     n_users = np.asarray(x.sum(axis=0)).ravel()  # (items,)
-    head = n_users >= min_users
-    x = x[:, np.flatnonzero(head)]
-    head_rows = np.flatnonzero(head)
-    co = (x.T @ x).tocsr()  # (H, H) shared users
-    co.setdiag(0)
-    co.eliminate_zeros()
+    head_rows = np.flatnonzero(n_users >= min_users)
+    co, _ = cooccurrence(x[:, head_rows].tocsr())  # (H, H) shared users
     co.data[co.data < min_cooccurrence] = 0
     co.eliminate_zeros()
     if similarity == "cosine":
-        deg = n_users[head_rows]
-        coo = co.tocoo()
-        co = sp.csr_matrix((coo.data / np.sqrt(deg[coo.row] * deg[coo.col]), (coo.row, coo.col)), shape=co.shape)
+        co = cosine(co, n_users[head_rows])
     a_all, b_all, s_all = [], [], []
     for i in range(co.shape[0]):
         lo, hi = co.indptr[i], co.indptr[i + 1]

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
-from notellm.data.schema import NOTE_ID, USER_ID
+from notellm.data.cooccurrence import cooccurrence, cosine, user_note_matrix
+from notellm.data.schema import NOTE_ID
 
 
 class ItemCFScorer:
@@ -22,18 +22,10 @@ class ItemCFScorer:
 
     def __init__(self, events: pd.DataFrame, name: str = "ItemCF") -> None:
         self.name = name
-        pairs = events[[USER_ID, NOTE_ID]].astype(str).drop_duplicates()
-        users, user_idx = np.unique(pairs[USER_ID].to_numpy(), return_inverse=True)
-        notes, note_idx = np.unique(pairs[NOTE_ID].to_numpy(), return_inverse=True)
+        notes = np.unique(events[NOTE_ID].astype(str).to_numpy())
         self._col = {n: j for j, n in enumerate(notes.tolist())}
-        x = sparse.csr_matrix((np.ones(len(pairs), dtype=np.float32), (user_idx, note_idx)),
-                              shape=(len(users), len(notes)))  # (U, I) binary
-        co = (x.T @ x).tocsr()  # (I, I) co-occurrence counts; diagonal = |U_i|
-        deg = np.sqrt(np.asarray(co.diagonal(), dtype=np.float64))
-        inv = sparse.diags(1.0 / np.maximum(deg, 1e-12))
-        self.sim = (inv @ co @ inv).tocsr()  # (I, I) cosine
-        self.sim.setdiag(0.0)
-        self.sim.eliminate_zeros()
+        co, n_users = cooccurrence(user_note_matrix(events, self._col))
+        self.sim = cosine(co, n_users)  # (I, I), zero diagonal
 
     def is_warm(self, note_id: str) -> bool:
         return str(note_id) in self._col
