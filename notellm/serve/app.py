@@ -129,7 +129,8 @@ def create_app(index: NoteIndex, model: Embedder, cfg: ServeConfig | None = None
             from notellm.rerank import rerank
 
             ids = [h[0] for h in hits]
-            order = rerank(np.asarray([h[1] for h in hits], dtype=np.float32), index.vectors(ids), k, diversify)
+            scores = np.asarray([h[1] for h in hits], dtype=np.float32)
+            order = rerank(scores, index.vectors(ids), k, diversify, **cfg.rerank_params.get(diversify, {}))
             hits = [hits[int(i)] for i in order]
         items = []
         for (_, score), note in zip(hits[:k], index.get_many([h[0] for h in hits[:k]])):

@@ -6,7 +6,17 @@ and no config shipped with a request can point the server at a file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+# Re-ranker settings that keep NDCG ≈ 0.9 of the un-reranked order on held-out users' feeds of the shipped Stack
+# Exchange data (window 5; docs/diversity.md, feed evaluation). The re-rankers' neutral defaults (θ = λ = 0.5)
+# barely change a list of z-scored scores, so a service that diversifies needs settings like these.
+DEFAULT_RERANK_PARAMS = {
+    "mmr": {"lam": 0.1, "window": 5},
+    "dpp": {"theta": 0.2},
+    "ssd": {"gamma": 5.7, "window": 5},
+    "ssd_star": {"theta": 0.075, "window": 5},
+}
 
 
 @dataclass
@@ -29,6 +39,8 @@ class ServeConfig:
     """Most notes GET /notes?q= returns."""
     candidate_factor: int = 5
     """Related notes with diversification re-rank the top `candidate_factor * k` nearest neighbours."""
+    rerank_params: dict = field(default_factory=lambda: {m: dict(p) for m, p in DEFAULT_RERANK_PARAMS.items()})
+    """Keyword arguments per re-ranker for `diversify=` (method -> {param: value})."""
     embed_batch_size: int = 32
     """Micro-batching: one model call embeds at most this many notes (several requests merged)."""
     embed_max_wait_ms: float = 5.0

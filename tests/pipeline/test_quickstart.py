@@ -11,7 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from notellm.cli.evaluate import register
-from notellm.pipeline.ablate import settings
+from notellm.pipeline.ablate import run_ablation, settings
 from notellm.pipeline.quickstart import MAIN, QuickstartConfig, plan_budget, run_quickstart
 from notellm.pipeline.stages import StageRunner
 from notellm.report.render import ablation_table
@@ -101,3 +101,21 @@ def test_ablation_grid_and_table():
              "acc": 0.0, "ill": 1.0, "bleu4": 0.01, "rouge1": 0.2, "rouge2": 0.1, "rougeL": 0.2}]
     table = "\n".join(ablation_table(rows))
     assert "| α=0, r=0.4 | 25.00 | 50.00 | 37.50 | 0.00 | 100.00 | 1.00 | 20.00 | 10.00 | 20.00 |" in table
+
+
+def test_ablate_end_to_end(tmp_path, stackexchange_dir, tiny_backbone_dir):
+    """Six tiny training runs on a slice of the shipped data: one table row per (α, r), real recall values."""
+    cfg = QuickstartConfig(
+        stackexchange=str(stackexchange_dir), out=str(tmp_path / "ab"), model=str(tiny_backbone_dir),
+        budget_minutes=1.0, max_notes=120, gen_notes=2, progress=False,
+        overrides=["train.max_steps=1", "train.batch_pairs=2", "train.eval_every=0"],
+    )
+    result = run_ablation(cfg)
+    rows = result["rows"]
+    assert [(row["alpha"], row["hashtag_ratio"]) for row in rows] == [(a, r) for _, a, r in settings()]
+    for row in rows:
+        assert row["steps"] == 1
+        assert 0.0 <= row["recall"]["recall@1"] <= row["recall"]["recall_avg"] <= 1.0
+        assert row["ill"] is not None and 0.0 <= row["ill"] <= 1.0
+    report = (tmp_path / "ab" / "report.md").read_text()
+    assert "| α=0, r=0.4 |" in report and "| α=0.01, r=1 |" in report
