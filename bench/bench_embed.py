@@ -20,10 +20,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import torch
-from machine import cpu_flags, cpu_model, matmul_gflops  # noqa: E402
 
 from notellm.data.schema import Note
 from notellm.data.stackexchange import html_to_text, parse_tags, site_name
+from notellm.machine import cpu_flags, cpu_model, matmul_gflops  # noqa: E402
 from notellm.model.backbone import convert_gguf, load_causal_lm, load_tokenizer, packaged_gguf, resolve_backbone
 from notellm.model.notellm import NoteLLM, NoteLLMConfig
 

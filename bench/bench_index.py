@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from machine import cpu_model  # noqa: E402
 
+from notellm.machine import cpu_model  # noqa: E402
 from notellm.retrieval.encode import l2_normalize
 from notellm.retrieval.index import IndexConfig, VectorIndex
 from notellm.retrieval.vectors import NoteVectors

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from machine import cpu_model  # noqa: E402
 
 from notellm.data.mining import MiningConfig, mine_pairs_with_stats
+from notellm.machine import cpu_model  # noqa: E402
 
 
 def _rss_mib() -> float:

@@ -31,8 +31,8 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # before numpy loads its BLAS
 
 import numpy as np  # noqa: E402
-from machine import cpu_model  # noqa: E402
 
+from notellm.machine import cpu_model  # noqa: E402
 from notellm.rerank import dpp, mmr, ssd, ssd_star  # noqa: E402
 
 DIVERSITY = 0.5  # pyversity's knob; ours: λ = θ = β = 1 - DIVERSITY

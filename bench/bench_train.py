@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 import torch
-from machine import cpu_model, matmul_gflops  # noqa: E402
+
+from notellm.machine import cpu_model, matmul_gflops  # noqa: E402
 
 
 def _layer_params(layer) -> int:

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 import httpx
-from machine import cpu_model  # noqa: E402
+
+from notellm.machine import cpu_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NOTELLM_SHARED", REPO.parent / "shared"))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shlex
 import sys
 import time
@@ -107,15 +106,9 @@ def plan_budget(total_seconds: float, skip_baselines: bool) -> dict[str, float]:
 
 
 def machine_info() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {model}"
+    from notellm.machine import cpu_model
+
+    return f"{os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {cpu_model()}"
 
 
 def _loadavg() -> str:

@@ -1,6 +1,6 @@
 """What every benchmark records about the machine it ran on: CPU model and flags, and the measured matmul peak.
 
-Benchmarks run as scripts (`python bench/X.py`), so this file is imported as the top-level module `machine`.
+Shared by the benchmarks in bench/ and by the reports, which record where their figures were measured.
 """
 
 from __future__ import annotations
