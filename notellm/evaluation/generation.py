@@ -11,6 +11,9 @@ Choices (documented because the official code gets BLEU's reference shape wrong,
   sample; `bleu4_corpus` is corpus BLEU. Notes with no reference hashtags are skipped; an empty prediction scores 0.
 - Category accuracy is exact match after whitespace/case normalisation; the illusory rate is the share of generated
   categories outside the closed category set.
+- Beyond the paper, hashtags are also scored as tags (case-insensitive exact match): `tag_precision` (share of
+  generated tags that are among the note's own), `tag_recall` (share of the note's tags generated), both
+  micro-averaged, and, given the known vocabulary, `tag_ill`: the share of generated tags outside it.
 """
 
 from __future__ import annotations
@@ -60,8 +63,29 @@ def category_metrics(predicted: list[str], truth: list[str], categories: list[st
     return {"acc": acc, "ill": ill, "n": len(pred)}
 
 
-def hashtag_metrics(predicted: list[list[str]], truth: list[list[str]]) -> dict[str, float]:
-    """BLEU-4 (sentence mean and corpus) and ROUGE-1/2/L F1 of generated vs reference hashtags, in [0, 1]."""
+def _norm_tag(tag: str) -> str:
+    return " ".join(tag.strip().lower().split())
+
+
+def tag_metrics(predicted: list[list[str]], truth: list[list[str]], vocabulary: list[str] | None = None) -> dict:
+    """Exact-tag precision and recall (micro) and, with a vocabulary, the illusory share of generated tags."""
+    hits = n_pred = n_true = 0
+    for pred_tags, ref_tags in zip(predicted, truth):
+        pred, ref = {_norm_tag(t) for t in pred_tags}, {_norm_tag(t) for t in ref_tags}
+        hits, n_pred, n_true = hits + len(pred & ref), n_pred + len(pred), n_true + len(ref)
+    out = {"tag_precision": hits / n_pred if n_pred else float("nan"),
+           "tag_recall": hits / n_true if n_true else float("nan")}
+    if vocabulary is not None:
+        known = {_norm_tag(t) for t in vocabulary}
+        generated = [_norm_tag(t) for tags in predicted for t in tags]
+        out["tag_ill"] = float(np.mean([t not in known for t in generated])) if generated else float("nan")
+    return out
+
+
+def hashtag_metrics(predicted: list[list[str]], truth: list[list[str]],
+                    vocabulary: list[str] | None = None) -> dict[str, float]:
+    """BLEU-4 (sentence mean and corpus) and ROUGE-1/2/L F1 of generated vs reference hashtags, in [0, 1], plus
+    `tag_metrics` (exact tags; the illusory share when `vocabulary` is given)."""
     import sacrebleu
     from rouge_score import rouge_scorer
 
@@ -84,9 +108,10 @@ def hashtag_metrics(predicted: list[list[str]], truth: list[list[str]]) -> dict[
         r1.append(rouge["rouge1"].fmeasure)
         r2.append(rouge["rouge2"].fmeasure)
         rl.append(rouge["rougeL"].fmeasure)
+    tags = tag_metrics(predicted, truth, vocabulary)
     if not refs:
         return {"bleu4": float("nan"), "bleu4_corpus": float("nan"), "rouge1": float("nan"),
-                "rouge2": float("nan"), "rougeL": float("nan"), "n": 0}
+                "rouge2": float("nan"), "rougeL": float("nan"), "n": 0, **tags}
     corpus = sacrebleu.corpus_bleu(hyps, [refs], tokenize="none").score / 100.0
     return {
         "bleu4": float(np.mean(bleu)),
@@ -95,4 +120,5 @@ def hashtag_metrics(predicted: list[list[str]], truth: list[list[str]]) -> dict[
         "rouge2": float(np.mean(r2)),
         "rougeL": float(np.mean(rl)),
         "n": len(refs),
+        **tags,
     }

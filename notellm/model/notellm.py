@@ -37,7 +37,7 @@ from notellm.config import from_dict, to_dict
 from notellm.data.schema import Note
 from notellm.model.backbone import load_causal_lm, load_tokenizer, resolve_backbone
 from notellm.model.collate import Batch, collate_for_embedding
-from notellm.model.constrained import CategoryTrie
+from notellm.model.constrained import ListConstraint
 from notellm.model.prompts import IGNORE_INDEX, NotePromptBuilder, PromptConfig, Task, prepare_tokenizer
 
 FORMAT_VERSION = 1
@@ -243,7 +243,7 @@ class NoteLLM(nn.Module):
         id_lists: list[list[int]],
         max_new_tokens: int,
         batch_size: int,
-        trie: CategoryTrie | None = None,
+        constraint: ListConstraint | None = None,
         progress: bool = False,
     ) -> list[list[int]]:
         """Greedy decoding (repetition penalty 1.2) with left padding; returns new tokens up to and with EOS."""
@@ -269,7 +269,7 @@ class NoteLLM(nn.Module):
                 for row, i in enumerate(idx):
                     input_ids[row, width - len(id_lists[i]) :] = torch.tensor(id_lists[i])
                     mask[row, width - len(id_lists[i]) :] = 1
-                kwargs = {"prefix_allowed_tokens_fn": trie.prefix_fn(width)} if trie is not None else {}
+                kwargs = {"prefix_allowed_tokens_fn": constraint.prefix_fn(width)} if constraint is not None else {}
                 out = self.causal_lm.generate(
                     input_ids=input_ids.to(self.device),
                     attention_mask=mask.to(self.device),
@@ -290,14 +290,28 @@ class NoteLLM(nn.Module):
         notes: list[Note] | Note,
         k: int = 5,
         max_new_tokens: int = 48,
+        constrained: bool = False,
+        vocabulary: list[str] | None = None,
         batch_size: int = 16,
         progress: bool = False,
     ) -> list[list[str]]:
-        """Generate up to `k` hashtags per note from title + content (the code's test prompt, j = k)."""
+        """Generate up to `k` hashtags per note from title + content (the code's test prompt, j = k).
+
+        Args:
+            constrained: Restrict decoding to `vocabulary`: every hashtag is one of them, none twice (constrained.py).
+                If `max_new_tokens` runs out first, the hashtags completed so far are returned.
+            vocabulary: The known hashtags (e.g. every tag of the training notes); required when `constrained`.
+        """
         notes = [notes] if isinstance(notes, Note) else list(notes)
         ids = [self.prompt_builder.generation_ids(note, "hashtag", k) for note in notes]
-        outputs = self._generate(ids, max_new_tokens, batch_size, progress=progress)
-        return [self.prompt_builder.parse_hashtags(self._decode(out), k) for out in outputs]
+        if not constrained:
+            outputs = self._generate(ids, max_new_tokens, batch_size, progress=progress)
+            return [self.prompt_builder.parse_hashtags(self._decode(out), k) for out in outputs]
+        if not vocabulary:
+            raise ValueError("constrained hashtag decoding needs the vocabulary of known hashtags")
+        constraint = self.hashtag_constraint(vocabulary, k)
+        outputs = self._generate(ids, max_new_tokens, batch_size, constraint=constraint, progress=progress)
+        return [constraint.result(out)[0] for out in outputs]
 
     def generate_category(
         self,
@@ -322,21 +336,31 @@ class NoteLLM(nn.Module):
             return [self.prompt_builder.parse_category(self._decode(out)) for out in outputs]
         if not categories:
             raise ValueError("constrained category decoding needs the list of categories")
-        trie = self.category_trie(categories)
-        outputs = self._generate(ids, max(max_new_tokens, trie.max_len), batch_size, trie=trie, progress=progress)
+        constraint = self.category_constraint(categories)
+        budget = max(max_new_tokens, constraint.max_item_len + constraint.end_len)
+        outputs = self._generate(ids, budget, batch_size, constraint=constraint, progress=progress)
         results = []
         for out in outputs:
-            category = trie.lookup(out)
-            if category is None:  # cannot happen unless generation stops early; say so rather than guess
+            items, finished = constraint.result(out)
+            if not finished:  # cannot happen: the budget fits the longest category; say so rather than guess
                 raise RuntimeError(f"constrained decoding produced a sequence outside the category set: {out}")
-            results.append(category)
+            results.append(items[0])
         return results
 
-    def category_trie(self, categories: list[str]) -> CategoryTrie:
-        """The token trie over `categories`, spelled exactly as the category training targets."""
+    def category_constraint(self, categories: list[str]) -> ListConstraint:
+        """Decoding automaton over `categories`, spelled exactly as the category training targets."""
         builder = self.prompt_builder
-        sequences = {c: builder.category_target_ids(c) for c in dict.fromkeys(categories)}
-        return CategoryTrie(sequences, eos_id=builder.eos_id, pad_id=builder.pad_id)
+        items = list(dict.fromkeys(categories))
+        return ListConstraint(items, [builder.output_category_ids(c) for c in items], None,
+                              builder.output_end_ids(), k=1, pad_id=builder.pad_id)
+
+    def hashtag_constraint(self, vocabulary: list[str], k: int) -> ListConstraint:
+        """Decoding automaton for up to `k` distinct hashtags of `vocabulary` (blank tags are ignored)."""
+        builder = self.prompt_builder
+        items = list(dict.fromkeys(tag.strip() for tag in vocabulary if tag.strip()))
+        return ListConstraint(items, [builder.output_item_ids(t, first=True) for t in items],
+                              [builder.output_item_ids(t, first=False) for t in items],
+                              builder.output_end_ids(), k=k, pad_id=builder.pad_id)
 
     def generate(self, note: Note, task: Task = "category", **kwargs) -> str | list[str]:
         """Single-note convenience: a category string or a hashtag list."""

@@ -269,14 +269,33 @@ class NotePromptBuilder:
         """Target ids for a list of category levels or hashtags: output text, end mark and EOS."""
         t = self.template
         text = t.output_prefix + t.separator.join(self._clean(item) for item in items)
-        return self.encode_piece(text) + self.encode_piece(t.end) + [self.eos_id]
+        return self.encode_piece(text) + self.output_end_ids()
 
     def category_target_ids(self, category: str) -> list[int]:
         """Target ids for a schema category string ("l1/l2"): all levels, joined by the template separator."""
+        return self.output_ids(self._levels(category))
+
+    @staticmethod
+    def _levels(category: str) -> list[str]:
         levels = [level.strip() for level in category.split(CATEGORY_SEPARATOR) if level.strip()]
         if not levels:
             raise ValueError(f"empty category {category!r}")
-        return self.output_ids(levels)
+        return levels
+
+    # --- pieces of the output, for constrained decoding (constrained.py) ---------------------------------------
+    def output_item_ids(self, item: str, first: bool) -> list[int]:
+        """Ids of one output item (a hashtag) as it opens the output (`first`) or follows the separator."""
+        t = self.template
+        return self.encode_piece((t.output_prefix if first else t.separator) + self._clean(item))
+
+    def output_category_ids(self, category: str) -> list[int]:
+        """Ids of a whole category ("l1/l2") as the output's only item: `category_target_ids` minus end and EOS."""
+        t = self.template
+        return self.encode_piece(t.output_prefix + t.separator.join(self._clean(v) for v in self._levels(category)))
+
+    def output_end_ids(self) -> list[int]:
+        """The end mark and EOS that close every output."""
+        return self.encode_piece(self.template.end) + [self.eos_id]
 
     # --- public sequences -----------------------------------------------------------------------------------------
     def embedding_ids(self, note: Note) -> list[int]:

@@ -86,6 +86,10 @@ class EvalContext:
     def category_set(self) -> list[str]:
         return sorted(set(self.notes[S.CATEGORY].astype(str)) - {""})
 
+    def hashtag_vocabulary(self) -> list[str]:
+        """Every hashtag of a training note: what a platform knows before it sees the test notes."""
+        return sorted({tag for i in self.train_ids for tag in self.notes_by_id[i].hashtags if tag.strip()})
+
 
 def evaluate_scorer(ctx: EvalContext, scorer: Scorer, progress: bool = True) -> dict:
     """{"paper": ..., "code": ..., "links": ...} results of `protocol.evaluate_queries` for one method."""
@@ -110,17 +114,28 @@ def generation_sample(ctx: EvalContext, n: int, first: list[str] | None = None) 
 
 
 def evaluate_generation(model, ctx: EvalContext, note_ids: list[str], progress: bool = True) -> dict:
-    """Category (free and constrained decoding) and hashtag metrics of a NoteLLM on `note_ids`, plus outputs."""
+    """Category and hashtag metrics of a NoteLLM on `note_ids`, free and constrained decoding, plus outputs.
+
+    Constrained hashtags use the training notes' tags (`hashtag_vocabulary`) as the closed set; `tags_reachable`
+    is the share of the test notes' own tags inside it (the best tag recall constrained decoding can reach).
+    """
     notes = [ctx.notes_by_id[i] for i in note_ids]
-    categories = ctx.category_set()
+    categories, vocabulary = ctx.category_set(), ctx.hashtag_vocabulary()
     free = model.generate_category(notes, constrained=False, progress=progress)
     constrained = model.generate_category(notes, constrained=True, categories=categories, progress=progress)
     tags = model.generate_hashtags(notes, k=5, progress=progress)
-    truth_cat = [n.category for n in notes]
+    tags_c = (model.generate_hashtags(notes, k=5, constrained=True, vocabulary=vocabulary, progress=progress)
+              if vocabulary else [[] for _ in notes])
+    truth_cat, truth_tags = [n.category for n in notes], [list(n.hashtags) for n in notes]
+    known = set(vocabulary)
+    reachable = [t in known for tags_ in truth_tags for t in tags_]
     return {
         "category_free": category_metrics(free, truth_cat, categories),
         "category_constrained": category_metrics(constrained, truth_cat, categories),
-        "hashtags": hashtag_metrics(tags, [list(n.hashtags) for n in notes]),
-        "outputs": {i: {"category_free": f, "category_constrained": c, "hashtags": t}
-                    for i, f, c, t in zip(note_ids, free, constrained, tags)},
+        "hashtags": hashtag_metrics(tags, truth_tags, vocabulary),
+        "hashtags_constrained": {**hashtag_metrics(tags_c, truth_tags, vocabulary),
+                                 "vocabulary": len(vocabulary),
+                                 "tags_reachable": float(np.mean(reachable)) if reachable else float("nan")},
+        "outputs": {i: {"category_free": f, "category_constrained": c, "hashtags": t, "hashtags_constrained": tc}
+                    for i, f, c, t, tc in zip(note_ids, free, constrained, tags, tags_c)},
     }

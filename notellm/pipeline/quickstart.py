@@ -352,7 +352,9 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
         examples.append({"note": {"note_id": n.note_id, "title": n.title, "category": n.category,
                                   "hashtags": list(n.hashtags)},
                          "neighbours": neighbours, "generated_hashtags": gen.get("hashtags"),
-                         "generated_category": gen.get("category_free")})
+                         "generated_category": gen.get("category_free"),
+                         "constrained_hashtags": gen.get("hashtags_constrained"),
+                         "constrained_category": gen.get("category_constrained")})
     remarks = _remarks(ctx, retrieval, trained)
     if NO_CSFT in trained:
         remarks.append(f"{NO_CSFT} is not scored on generation: with α = 0 nothing trains its generation (the "

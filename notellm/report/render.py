@@ -84,15 +84,24 @@ def breakdown_table(retrieval: dict, rule: str, breakdown: str, ks: tuple[int, .
 
 
 def generation_table(generation: dict) -> list[str]:
-    header = ["model", "category Acc (free)", "Ill (free)", "Acc (constrained)", "Ill (constrained)", "BLEU-4",
-              "BLEU-4 corpus", "ROUGE-1", "ROUGE-2", "ROUGE-L", "notes"]
-    rows = []
+    """Category (free and constrained decoding) then hashtags (one row per model and decoding)."""
+    cat_rows, tag_rows = [], []
     for name, g in generation.items():
-        free, cons, tags = g.get("category_free", {}), g.get("category_constrained", {}), g.get("hashtags", {})
-        rows.append([name, _pct(free.get("acc")), _pct(free.get("ill")), _pct(cons.get("acc")), _pct(cons.get("ill")),
-                     _pct(tags.get("bleu4")), _pct(tags.get("bleu4_corpus")), _pct(tags.get("rouge1")),
-                     _pct(tags.get("rouge2")), _pct(tags.get("rougeL")), str(free.get("n", tags.get("n", "–")))])
-    return _table(header, rows) if rows else []
+        free, cons = g.get("category_free", {}), g.get("category_constrained", {})
+        cat_rows.append([name, _pct(free.get("acc")), _pct(free.get("ill")), _pct(cons.get("acc")),
+                         _pct(cons.get("ill")), str(free.get("n", "–"))])
+        for decoding, key in (("free", "hashtags"), ("constrained", "hashtags_constrained")):
+            tags = g.get(key)
+            if tags:
+                tag_rows.append([name, decoding] + [_pct(tags.get(m)) for m in (
+                    "bleu4", "bleu4_corpus", "rouge1", "rouge2", "rougeL", "tag_precision", "tag_recall", "tag_ill")]
+                    + [str(tags.get("n", "–"))])
+    lines = _table(["model", "category Acc (free)", "Ill (free)", "Acc (constrained)", "Ill (constrained)", "notes"],
+                   cat_rows) if cat_rows else []
+    if tag_rows:
+        lines += _table(["model", "hashtag decoding", "BLEU-4", "BLEU-4 corpus", "ROUGE-1", "ROUGE-2", "ROUGE-L",
+                         "tag P", "tag R", "tag Ill", "notes"], tag_rows)
+    return lines
 
 
 def ablation_table(rows: list[dict]) -> list[str]:
@@ -127,6 +136,11 @@ def _examples(examples: list[dict]) -> list[str]:
             tags = ", ".join(_one_line(t) for t in ex.get("generated_hashtags") or []) or "(none)"
             out.append(f"Generated category: **{_one_line(ex.get('generated_category') or '–')}** · "
                        f"generated hashtags: {tags}")
+            out.append("")
+        if ex.get("constrained_category") or ex.get("constrained_hashtags"):
+            tags = ", ".join(_one_line(t) for t in ex.get("constrained_hashtags") or []) or "(none)"
+            out.append(f"Constrained decoding: category **{_one_line(ex.get('constrained_category') or '–')}** · "
+                       f"hashtags: {tags}")
             out.append("")
         for method, neighbours in ex["neighbours"].items():
             rows = [[str(i + 1), n["title"][:90], n["category"], _num(n["score"]),
@@ -190,7 +204,10 @@ def render_markdown(metrics: dict, image: Callable[[str, bytes], str]) -> str:
     if generation:
         lines += ["## Generation (%)", "",
                   "Category accuracy = exact match; Ill = share outside the category set. Hashtags: BLEU-4 "
-                  "(sacrebleu, one reference per note) and ROUGE F1 on segmented text.", ""]
+                  "(sacrebleu, one reference per note) and ROUGE F1 on segmented text; tag P / R = exact-tag "
+                  "precision / recall against the note's own tags; tag Ill = share of generated tags that no "
+                  "training note has. Constrained decoding draws from the closed sets (the categories; the "
+                  "training notes' hashtags), so its Ill is 0 by construction.", ""]
         lines += generation_table(generation)
     training = metrics.get("training", {})
     if training:

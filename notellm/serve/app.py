@@ -202,7 +202,8 @@ def create_app(index: NoteIndex, model: Embedder, cfg: ServeConfig | None = None
             notes = [_to_note(n) for n in body.notes]
         with model_lock:
             if body.task == "hashtags":
-                tags = model.generate_hashtags(notes, k=body.k)
+                tags = model.generate_hashtags(notes, k=body.k, constrained=bool(body.vocabulary),
+                                               vocabulary=body.vocabulary)
                 results = [Generated(note_id=n.note_id, hashtags=list(t)) for n, t in zip(notes, tags)]
             else:
                 cats = model.generate_category(notes, constrained=bool(body.categories), categories=body.categories)

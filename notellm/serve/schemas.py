@@ -97,6 +97,8 @@ class GenerateIn(BaseModel):
     notes: list[NoteText] = Field(default_factory=list)
     k: int = Field(3, ge=1, le=20, description="Hashtags to generate per note (task=hashtags).")
     categories: list[str] | None = Field(None, description="task=category: constrain the output to these.")
+    vocabulary: list[str] | None = Field(
+        None, description="task=hashtags: constrain the output to these hashtags (distinct, at most k).")
 
     @model_validator(mode="after")
     def _one_source(self) -> GenerateIn:

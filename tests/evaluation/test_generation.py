@@ -55,3 +55,16 @@ def test_chinese_is_segmented_with_jieba():
     m = hashtag_metrics([["咖啡拉花", "手冲咖啡"]], [["咖啡拉花", "手冲咖啡"]])
     assert m["rouge1"] == pytest.approx(1.0)
     assert not math.isnan(m["bleu4"])
+
+
+def test_tag_metrics_hand_computed():
+    from notellm.evaluation.generation import tag_metrics
+
+    pred = [["Beer", "hops", "ale"], ["coffee"], []]
+    truth = [["beer", "hops"], ["espresso", "grind"], ["tea"]]
+    m = tag_metrics(pred, truth, vocabulary=["beer", "hops", "coffee", "espresso"])
+    assert m["tag_precision"] == 2 / 4  # beer, hops of {beer, hops, ale, coffee}
+    assert m["tag_recall"] == 2 / 5
+    assert m["tag_ill"] == 1 / 4  # "ale" is unknown
+    assert "tag_ill" not in tag_metrics(pred, truth)
+    assert hashtag_metrics(pred, truth)["tag_recall"] == 2 / 5

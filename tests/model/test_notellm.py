@@ -195,12 +195,31 @@ def test_constrained_category_never_leaves_the_set(tiny_model):
         tiny_model.generate_category(pool[:1], constrained=True)
 
 
-def test_category_trie_walk(tiny_model):
-    trie = tiny_model.category_trie(["beer", "beer/brewing"])
+def test_category_constraint_walk(tiny_model):
+    constraint = tiny_model.category_constraint(["beer", "beer/brewing"])
     b = tiny_model.prompt_builder
     beer, brewing = b.category_target_ids("beer"), b.category_target_ids("beer/brewing")
-    assert beer[0] == brewing[0] and set(trie.allowed([])) == {beer[0]}
-    assert set(trie.allowed(beer[:1])) == {beer[1], brewing[1]}
-    assert trie.allowed(beer) == [b.pad_id]  # finished
-    assert trie.lookup(beer + [b.pad_id]) == "beer" and trie.lookup(brewing) == "beer/brewing"
-    assert trie.lookup(beer[:-1]) is None
+    assert beer[0] == brewing[0] and set(constraint.allowed([])) == {beer[0]}
+    assert set(constraint.allowed(beer[:1])) == {beer[1], brewing[1]}
+    assert constraint.allowed(beer) == [b.pad_id]  # finished
+    assert constraint.result(beer + [b.pad_id]) == (["beer"], True)
+    assert constraint.result(brewing) == (["beer/brewing"], True)
+    assert constraint.result(beer[:-1]) == (["beer"], False)  # complete item, EOS not reached
+
+
+def test_constrained_hashtags_stay_in_the_vocabulary(tiny_model, notes):
+    vocabulary = ["c", "c++", "asp.net", "machine-learning", "brewing", "espresso", "yeast", "stout", "grinding",
+                  "neural-networks", "Ünïcode", "c#"]
+    with torch.no_grad():  # as above: make different notes take different branches
+        for layer in tiny_model.causal_lm.model.layers:
+            layer.self_attn.o_proj.weight.mul_(10)
+            layer.mlp.down_proj.weight.mul_(10)
+    out = tiny_model.generate_hashtags(notes, k=3, max_new_tokens=40, constrained=True, vocabulary=vocabulary)
+    assert len(out) == len(notes)
+    for tags in out:
+        assert 1 <= len(tags) <= 3 and len(set(tags)) == len(tags) and set(tags) <= set(vocabulary)
+    assert len({t for tags in out for t in tags}) >= 2
+    short = tiny_model.generate_hashtags(notes, k=3, max_new_tokens=1, constrained=True, vocabulary=vocabulary)
+    assert all(set(tags) <= set(vocabulary) for tags in short)  # cut short: only completed tags come back
+    with pytest.raises(ValueError, match="vocabulary"):
+        tiny_model.generate_hashtags(notes[:1], constrained=True)

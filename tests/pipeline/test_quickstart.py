@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from notellm.cli.evaluate import register
 from notellm.pipeline.ablate import run_ablation, settings
+from notellm.pipeline.context import EvalContext
 from notellm.pipeline.quickstart import MAIN, QuickstartConfig, plan_budget, run_quickstart
 from notellm.pipeline.stages import StageRunner
 from notellm.report.render import ablation_table
@@ -43,8 +44,15 @@ def test_quickstart_end_to_end_and_resume(tmp_path, stackexchange_dir, tiny_back
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "<table>" in html and "plots/" not in html
     assert metrics["training"][MAIN]["steps"] == 2
-    assert set(metrics["generation"][MAIN]) == {"category_free", "category_constrained", "hashtags"}
-    assert metrics["generation"][MAIN]["category_constrained"]["ill"] == 0.0  # the trie keeps it in the set
+    gen = metrics["generation"][MAIN]
+    assert set(gen) == {"category_free", "category_constrained", "hashtags", "hashtags_constrained"}
+    assert gen["category_constrained"]["ill"] == 0.0  # the automaton keeps it in the set
+    assert not gen["hashtags_constrained"]["tag_ill"] > 0  # 0, or NaN when nothing was generated
+    ctx = EvalContext.from_data_dir(out / "data")
+    vocabulary = set(ctx.hashtag_vocabulary())
+    for example in metrics["examples"]:
+        assert set(example["constrained_hashtags"]) <= vocabulary
+        assert example["constrained_category"] in ctx.category_set()
     assert "train:notellm" in first["stages_ran"]
 
     second = run_quickstart(cfg)

@@ -45,7 +45,10 @@ class HashingEmbedder:
         self.notes_seen += len(notes)
         return np.stack([self.embed_one(n) for n in notes]).astype(np.float32)  # (N, d)
 
-    def generate_hashtags(self, notes: list[Note], k: int = 5) -> list[list[str]]:
+    def generate_hashtags(self, notes: list[Note], k: int = 5, constrained: bool = False,
+                          vocabulary: list[str] | None = None) -> list[list[str]]:
+        if constrained:
+            return [vocabulary[:k] for _ in notes]
         return [sorted(set(WORD.findall(n.title.lower())), key=lambda w: (-len(w), w))[:k] for n in notes]
 
     def generate_category(self, notes: list[Note], constrained: bool = False,

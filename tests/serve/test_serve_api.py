@@ -99,6 +99,9 @@ def test_generate_for_stored_and_posted_notes(client):
     assert body["results"][0]["category"] == "stout"
     body = client.post("/generate", json={"task": "category", "note_ids": ["beer-1"], "categories": ["x/y"]}).json()
     assert body["results"][0]["category"] == "x/y"
+    body = client.post("/generate", json={"task": "hashtags", "note_ids": ["beer-0"], "k": 1,
+                                          "vocabulary": ["stout", "lager"]}).json()
+    assert body["results"][0]["hashtags"] == ["stout"]
     assert client.post("/generate", json={"task": "hashtags", "note_ids": ["nope"]}).status_code == 404
     assert client.post("/generate", json={"task": "hashtags"}).status_code == 422
     assert client.post("/generate", json={"task": "poem", "note_ids": ["beer-0"]}).status_code == 422

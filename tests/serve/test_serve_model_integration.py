@@ -64,6 +64,9 @@ def test_index_build_cli_then_serve_with_notellm(model_dir, tmp_path):
         category = client.post("/generate", json={"task": "category", "note_ids": ["live", "beer-0"],
                                                   "categories": ["beer", "coffee"]}).json()
         assert [r["category"] in ("beer", "coffee") for r in category["results"]] == [True, True]
+        tags = client.post("/generate", json={"task": "hashtags", "note_ids": ["live"], "k": 2,
+                                              "vocabulary": ["beer", "stout", "coffee-beans"]}).json()
+        assert set(tags["results"][0]["hashtags"]) <= {"beer", "stout", "coffee-beans"}
     index.close()
 
 
