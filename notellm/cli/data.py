@@ -121,6 +121,9 @@ def mine_cmd(
     test_frac: Annotated[float, typer.Option(help="Fraction of notes in test.")] = 0.1,
     split_method: Annotated[str, typer.Option(help="'hash' (by note id) or 'time' (newest notes are test).")] = "hash",
     seed: Annotated[int, typer.Option(help="Seed for the split hash and the balancing draw.")] = 0,
+    warm_quantile: Annotated[float, typer.Option(
+        help="Cut the log at this quantile of event times and hold out new later co-occurrences of notes with "
+             "earlier behaviour for the warm-note (ItemCF) evaluation; 0 = off.")] = 0.0,
 ) -> None:
     """Mine co-occurrence pairs (s(A→B) = Σ 1/N_u), split them by note, write pairs.parquet, update the manifest."""
     from notellm.data.mining import MiningConfig
@@ -142,11 +145,18 @@ def mine_cmd(
         seed=seed,
     )
     split = SplitConfig(val_frac=val_frac, test_frac=test_frac, seed=seed, method=split_method)  # type: ignore[arg-type]
-    section = mine_and_split(data_dir, mining, split)
+    from notellm.data.warm import WarmHoldoutConfig
+
+    warm = WarmHoldoutConfig(quantile=warm_quantile) if warm_quantile else None
+    section = mine_and_split(data_dir, mining, split, warm_cfg=warm)
     console.print(kv_table("mining", section["stats"]))
     console.print(kv_table("pairs per split", section["pairs_per_split"]))
     if section["dropped_crossing_splits"]:
         console.print(kv_table("pairs dropped: notes in different splits", section["dropped_crossing_splits"]))
+    if warm:
+        held = section["warm_holdout"]
+        console.print(f"warm holdout: skipped, {held['skipped']}" if "skipped" in held else kv_table(
+            "warm holdout", {k: v for k, v in held.items() if k != "config"}))
     console.print(f"[green]wrote[/green] {data_dir / 'pairs.parquet'} in {section['seconds']} s")
 
 

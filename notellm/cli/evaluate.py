@@ -25,14 +25,14 @@ def _fail(message: str) -> None:
 
 
 def _config(stackexchange, notes, events, out, model, config, budget, max_notes, skip_baselines, gen_notes, seed,
-            override):
+            override, warm_quantile=0.6):
     from notellm.pipeline.quickstart import QuickstartConfig
 
     try:
         return QuickstartConfig(stackexchange=stackexchange, notes=notes, events=events, out=out, model=model,
                                 config=config, budget_minutes=budget, max_notes=max_notes,
                                 skip_baselines=skip_baselines, gen_notes=gen_notes, seed=seed,
-                                overrides=list(override or []))
+                                warm_quantile=warm_quantile, overrides=list(override or []))
     except ValueError as exc:
         _fail(str(exc))
 
@@ -52,13 +52,15 @@ def quickstart(
     = False,
     gen_notes: Annotated[int, typer.Option(help="Test notes for the generation metrics.")] = 100,
     seed: Annotated[int, typer.Option(help="Split and training seed.")] = 0,
+    warm_quantile: Annotated[float, typer.Option(
+        help="Cut the log at this quantile of event times for the warm-note (ItemCF) table; 0 = none.")] = 0.6,
     override: Annotated[list[str] | None, typer.Option("-o", help="Training config override key=value.")] = None,
 ) -> None:
     """Import, mine, train NoteLLM, evaluate it against every baseline and write report.md / report.html."""
     from notellm.pipeline.quickstart import run_quickstart
 
     cfg = _config(stackexchange, notes, events, out, model, config, budget, max_notes, skip_baselines, gen_notes,
-                  seed, override)
+                  seed, override, warm_quantile)
     try:
         result = run_quickstart(cfg)
     except (FileNotFoundError, ValueError) as exc:

@@ -112,11 +112,15 @@ def new_manifest(command: str, parameters: dict[str, Any]) -> dict[str, Any]:
 
 
 def update_manifest(data_dir: str | Path, section: str, value: Any, files: dict[str, Any] | None = None) -> dict:
-    """Set `manifest[section] = value` (and merge `files` into manifest['files']), rewriting it atomically."""
+    """Set `manifest[section] = value` (and merge `files` into manifest['files'], a None entry removing that file),
+    rewriting it atomically."""
     manifest = read_manifest(data_dir)
     manifest[section] = value
     if files:
-        manifest.setdefault("files", {}).update(files)
+        listed = manifest.setdefault("files", {})
+        listed.update(files)
+        for name in [n for n, entry in files.items() if entry is None]:
+            del listed[name]
     manifest["updated_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     write_json(manifest, Path(data_dir) / MANIFEST_FILE)
     return manifest

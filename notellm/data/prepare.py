@@ -4,6 +4,10 @@ Reads `notes.parquet` + `events.parquet`, mines pairs over the whole log (mining
 (splits.py), keeps the pairs whose two notes share a split, and writes `pairs.parquet` (note_id_a, note_id_b,
 score, split) and `note_splits.parquet` (note_id, split). The manifest gets a `mining` section with both configs,
 the mining counts, notes and pairs per split, and the pairs dropped for crossing splits.
+
+With a `WarmHoldoutConfig` (warm.py) it also cuts the log in time, writes the held-out warm pairs to
+`warm_pairs.parquet` and relabels the training pairs the warm evaluation needs unseen to split `warm_holdout`;
+the manifest's `warm_holdout` section records t0 and the counts, or why the holdout was skipped.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from notellm.data import schema as S
 from notellm.data.artifacts import file_entry, read_manifest, update_manifest, write_parquet
 from notellm.data.mining import MiningConfig, mine_pairs_with_stats
 from notellm.data.splits import SplitConfig, assign_pair_splits, split_notes
+from notellm.data.warm import WarmHoldoutConfig, warm_holdout
 
 
 def mine_and_split(
@@ -27,6 +32,7 @@ def mine_and_split(
     mining_cfg: MiningConfig | None = None,
     split_cfg: SplitConfig | None = None,
     progress: bool = True,
+    warm_cfg: WarmHoldoutConfig | None = None,
 ) -> dict[str, Any]:
     """Mine, split and write pairs for a data folder; returns the manifest's new `mining` section.
 
@@ -52,6 +58,21 @@ def mine_and_split(
     note_splits = split_notes(notes, split_cfg)
     pairs, dropped = assign_pair_splits(pairs, note_splits)
     pairs = pairs[list(S.PAIR_COLUMNS)]
+    files: dict[str, Any] = {}
+    warm_section: dict[str, Any] = {"config": to_dict(warm_cfg) if warm_cfg else None}
+    warm_path = data_dir / S.WARM_PAIRS_FILE
+    holdout, why_not = warm_holdout(events, notes, pairs, mining_cfg, warm_cfg) if warm_cfg else (None, "not asked")
+    if holdout is None:
+        warm_path.unlink(missing_ok=True)  # a stale file from an earlier run must not be evaluated
+        files[S.WARM_PAIRS_FILE] = None
+        warm_section["skipped"] = why_not
+    else:
+        relabel = holdout.held_out & (pairs[S.SPLIT] == "train").to_numpy()
+        pairs.loc[relabel, S.SPLIT] = S.WARM_HOLDOUT
+        files[S.WARM_PAIRS_FILE] = file_entry(write_parquet(holdout.pairs, warm_path), len(holdout.pairs))
+        warm_section.update({"t0": holdout.t0.isoformat(), "pairs": len(holdout.pairs),
+                             "warm_notes": len(holdout.warm_note_ids),
+                             "train_pairs_held_out": int(relabel.sum())})
 
     pairs_path = write_parquet(pairs, data_dir / S.PAIRS_FILE)
     splits_frame = note_splits.reset_index()
@@ -61,8 +82,9 @@ def mine_and_split(
         "split_config": to_dict(split_cfg),
         "stats": stats,
         "notes_per_split": {s: int((note_splits == s).sum()) for s in S.SPLITS},
-        "pairs_per_split": {s: int((pairs[S.SPLIT] == s).sum()) for s in S.SPLITS},
+        "pairs_per_split": {s: int((pairs[S.SPLIT] == s).sum()) for s in S.PAIR_SPLITS},
         "dropped_crossing_splits": dropped,
+        "warm_holdout": warm_section,
         "seconds": round(time.perf_counter() - started, 3),
     }
     update_manifest(
@@ -72,6 +94,7 @@ def mine_and_split(
         files={
             S.PAIRS_FILE: file_entry(pairs_path, len(pairs)),
             S.NOTE_SPLITS_FILE: file_entry(splits_path, len(splits_frame)),
+            **files,
         },
     )
     return section

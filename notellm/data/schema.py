@@ -15,6 +15,7 @@ EVENTS_FILE = "events.parquet"
 PAIRS_FILE = "pairs.parquet"  # mined co-occurrence pairs, with their split
 LINKS_FILE = "links.parquet"  # explicit related-note pairs (e.g. Stack Exchange PostLinks), for evaluation only
 NOTE_SPLITS_FILE = "note_splits.parquet"  # note_id, split: which split every note belongs to (written by mining)
+WARM_PAIRS_FILE = "warm_pairs.parquet"  # held-out future co-occurrences of warm notes (data/warm.py), eval only
 MANIFEST_FILE = "manifest.json"
 REJECTS_DIR = "rejects"
 
@@ -37,9 +38,11 @@ DEFAULT_ACTION = "click"
 NOTE_ID_A = "note_id_a"  # the query / target note
 NOTE_ID_B = "note_id_b"  # its related note (ground truth in evaluation)
 SCORE = "score"
-SPLIT = "split"  # "train" | "val" | "test"
+SPLIT = "split"  # "train" | "val" | "test" | "warm_holdout"
 PAIR_COLUMNS = (NOTE_ID_A, NOTE_ID_B, SCORE, SPLIT)
 SPLITS = ("train", "val", "test")
+WARM_HOLDOUT = "warm_holdout"  # a train-split pair kept out of training for the warm-note evaluation (data/warm.py)
+PAIR_SPLITS = (*SPLITS, WARM_HOLDOUT)
 
 CATEGORY_SEPARATOR = "/"
 

@@ -56,7 +56,7 @@ def data_stats(data_dir: str | Path, top_k: int = TOP_K) -> dict[str, Any]:
     if pairs_path.is_file():
         pairs = pd.read_parquet(pairs_path)
         out["pairs"] = len(pairs)
-        out["pairs_per_split"] = {s: int((pairs[S.SPLIT] == s).sum()) for s in S.SPLITS}
+        out["pairs_per_split"] = {s: int((pairs[S.SPLIT] == s).sum()) for s in S.PAIR_SPLITS}
         out["pairs_per_source_note"] = _describe(pairs.groupby(S.NOTE_ID_A).size())
         out["score"] = _describe(pairs[S.SCORE]) if len(pairs) else None
         mining = manifest.get("mining", {})

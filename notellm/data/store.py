@@ -73,9 +73,9 @@ def load_events(data_dir: str | Path) -> pd.DataFrame:
 
 
 def load_pairs(data_dir: str | Path, split: str | None = None) -> pd.DataFrame:
-    """Mined pairs (note_id_a, note_id_b, score, split), optionally only one split ('train', 'val' or 'test')."""
-    if split is not None and split not in S.SPLITS:
-        raise ValueError(f"split must be one of {S.SPLITS} or None, got {split!r}")
+    """Mined pairs (note_id_a, note_id_b, score, split), optionally only one split (train, val, test, warm_holdout)."""
+    if split is not None and split not in S.PAIR_SPLITS:
+        raise ValueError(f"split must be one of {S.PAIR_SPLITS} or None, got {split!r}")
     df = _read(data_dir, S.PAIRS_FILE, f"mine pairs first: `notellm mine {data_dir}`")
     if split is not None:
         df = df[df[S.SPLIT] == split].reset_index(drop=True)

@@ -6,6 +6,8 @@
 - the test pairs (queries), the explicit links inside the pool, the breakdown buckets, and the training events
   (events on train-split notes, for ItemCF).
 `evaluate_scorer(ctx, scorer)` then runs the paper rule, the code rule and the links check for one method.
+If mining held out warm pairs (data/warm.py), `ctx.warm` holds that second evaluation (pool = every note with
+behaviour before t0, queries = new co-occurrences after t0, history events for ItemCF) and `evaluate_warm` runs it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,28 @@ from notellm.evaluation.protocol import Scorer, build_queries, evaluate_queries,
 
 
 @dataclass
+class WarmEval:
+    """The warm-note evaluation of a time-split log: new co-occurrences after t0 among notes active before it."""
+
+    t0: str
+    pool_ids: list[str]  # notes with at least one event before t0
+    pairs: pd.DataFrame  # held-out future pairs (queries)
+    history_events: pd.DataFrame  # events before t0: all a behaviour baseline may learn from
+
+    @classmethod
+    def load(cls, data_dir: Path, events: pd.DataFrame | None, note_ids: set[str]) -> WarmEval | None:
+        from notellm.data.artifacts import read_manifest
+
+        path = data_dir / S.WARM_PAIRS_FILE
+        t0 = read_manifest(data_dir).get("mining", {}).get("warm_holdout", {}).get("t0")
+        if events is None or t0 is None or not path.is_file():
+            return None
+        history = events[pd.to_datetime(events[S.TIMESTAMP], utc=True) < pd.Timestamp(t0)]
+        pool = sorted(set(history[S.NOTE_ID].astype(str)) & note_ids)
+        return cls(t0=t0, pool_ids=pool, pairs=pd.read_parquet(path), history_events=history)
+
+
+@dataclass
 class EvalContext:
     data_dir: Path
     notes: pd.DataFrame  # canonical notes frame
@@ -34,6 +58,7 @@ class EvalContext:
     pool_ids: list[str]
     train_ids: list[str]
     breakdowns: dict
+    warm: WarmEval | None = None
 
     @classmethod
     def from_data_dir(cls, data_dir: str | Path) -> EvalContext:
@@ -56,6 +81,7 @@ class EvalContext:
         except FileNotFoundError:
             events = None
         train_pairs, test_pairs = load_pairs(data_dir, "train"), load_pairs(data_dir, "test")
+        warm = WarmEval.load(data_dir, events, set(notes[S.NOTE_ID]))
         return cls(
             data_dir=data_dir,
             notes=notes,
@@ -67,10 +93,14 @@ class EvalContext:
             pool_ids=pool_ids,
             train_ids=train_ids,
             breakdowns=standard_breakdowns(notes, pool_ids, events, train_pairs),
+            warm=warm,
         )
 
     def pool_notes(self) -> list:
         return [self.notes_by_id[i] for i in self.pool_ids]
+
+    def warm_pool_notes(self) -> list:
+        return [self.notes_by_id[i] for i in self.warm.pool_ids] if self.warm else []
 
     def train_events(self) -> pd.DataFrame | None:
         """Events on train-split notes only: what a behaviour baseline may learn from."""
@@ -102,6 +132,30 @@ def evaluate_scorer(ctx: EvalContext, scorer: Scorer, progress: bool = True) -> 
         if queries.query_ids:
             out["links"] = evaluate_queries(scorer, queries, ctx.pool_ids, progress=progress)
     return out
+
+
+def evaluate_warm(ctx: EvalContext, scorer: Scorer, progress: bool = True) -> dict:
+    """{"paper": ..., "code": ...} of one method on the warm-note holdout (`ctx.warm` must be set)."""
+    if ctx.warm is None:
+        raise ValueError(f"{ctx.data_dir} has no warm holdout: mine with a warm quantile (`notellm mine "
+                         "--warm-quantile 0.6`)")
+    return {rule: evaluate_queries(scorer, build_queries(ctx.warm.pairs, ctx.warm.pool_ids, rule), ctx.warm.pool_ids,
+                                   progress=progress) for rule in ("paper", "code")}
+
+
+def warm_evaluation(ctx: EvalContext, scorers: list[Scorer], progress: bool = True) -> dict:
+    """The warm-note table: ItemCF on the history events, BM25 on the warm pool, then `scorers` (whose vectors must
+    cover `ctx.warm.pool_ids`); {"t0", "pool_size", "pairs", "retrieval": {name: {"paper", "code"}}}."""
+    from notellm.evaluation.itemcf import ItemCFScorer
+    from notellm.evaluation.lexical import BM25Scorer
+
+    if ctx.warm is None:
+        raise ValueError(f"{ctx.data_dir} has no warm holdout")
+    warm = ctx.warm
+    baselines = [ItemCFScorer(warm.history_events, name="ItemCF (events before t0)"),
+                 BM25Scorer(ctx.notes, warm.pool_ids)]
+    return {"t0": warm.t0, "pool_size": len(warm.pool_ids), "pairs": len(warm.pairs),
+            "retrieval": {s.name: evaluate_warm(ctx, s, progress) for s in baselines + list(scorers)}}
 
 
 def generation_sample(ctx: EvalContext, n: int, first: list[str] | None = None) -> list[str]:

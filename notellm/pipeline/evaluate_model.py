@@ -2,7 +2,8 @@
 
     notellm evaluate --model runs/se/model --data notellm-data/se --out runs/se/eval
 
-Baselines here are the ones that need no training: SentenceBERT off the shelf, BM25 and ItemCF (training events).
+Baselines here are the ones that need no training: SentenceBERT off the shelf, BM25 and ItemCF (training events);
+with a warm holdout in the data folder, the warm-note table too (ItemCF on events before t0).
 Writes `metrics.json`, `report.md` and `report.html` into `out`. (The quickstart runs the full set.)
 """
 
@@ -12,7 +13,8 @@ import json
 import time
 from pathlib import Path
 
-from notellm.pipeline.context import EvalContext, evaluate_generation, evaluate_scorer, generation_sample
+from notellm.pipeline.context import (EvalContext, evaluate_generation, evaluate_scorer, generation_sample,
+                                      warm_evaluation)
 
 
 def evaluate_model(model_dir: str | Path, data_dir: str | Path, out: str | Path, baselines: bool = True,
@@ -31,11 +33,14 @@ def evaluate_model(model_dir: str | Path, data_dir: str | Path, out: str | Path,
     out.mkdir(parents=True, exist_ok=True)
     ctx = EvalContext.from_data_dir(data_dir)
     model = NoteLLM.from_pretrained(model_dir)
-    retrieval = {}
+    retrieval, warm_scorers = {}, []
     encoders = [NoteLLMEncoder(model)] + ([SentenceBertEncoder()] if baselines else [])
     for encoder in encoders:
         vectors = encode_notes(encoder, ctx.pool_notes(), progress=progress)
         retrieval[encoder.name] = evaluate_scorer(ctx, EmbeddingScorer(vectors, encoder.name), progress=False)
+        if ctx.warm is not None:
+            warm_vectors = encode_notes(encoder, ctx.warm_pool_notes(), progress=progress)
+            warm_scorers.append(EmbeddingScorer(warm_vectors, encoder.name))
     if baselines:
         retrieval["BM25"] = evaluate_scorer(ctx, BM25Scorer(ctx.notes, ctx.pool_ids), progress=False)
         if ctx.events is not None:
@@ -55,6 +60,8 @@ def evaluate_model(model_dir: str | Path, data_dir: str | Path, out: str | Path,
         "retrieval": retrieval,
         "generation": generation,
     }
+    if ctx.warm is not None:
+        metrics["warm"] = warm_evaluation(ctx, warm_scorers, progress=False)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str), encoding="utf-8")
     md, html = write_report(metrics, out)
     return {"report_md": str(md), "report_html": str(html), "metrics": str(out / "metrics.json")}

@@ -200,6 +200,20 @@ def render_markdown(metrics: dict, image: Callable[[str, bytes], str]) -> str:
             table = breakdown_table(retrieval, "paper", name)
             if table:
                 lines += [f"### Breakdown {title}", ""] + table
+    warm = metrics.get("warm")
+    if warm:
+        held = data.get("warm_holdout") or {}
+        lines += ["## Warm notes: a time split of the behaviour log (Recall@K, %)", "",
+                  f"The log is cut at t0 = {warm['t0']}. Queries: {warm['pairs']} co-occurrences mined from the "
+                  f"events after t0 alone, between notes that both had behaviour before t0, and that did not "
+                  f"co-occur before t0. Pool: the {warm['pool_size']} notes with behaviour before t0. ItemCF "
+                  "learns from the events before t0 only. Training never saw these pairs: for their notes it kept "
+                  "only pairs that co-occurred before t0 too"
+                  + (f" ({held['train_pairs_held_out']} training pairs held out)" if "train_pairs_held_out" in held
+                     else "") + ". The main table above is the cold-start case (no test note has behaviour).", "",
+                  "**Paper rule:**", ""]
+        lines += recall_table(warm["retrieval"], "paper")
+        lines += ["**Official-code rule:**", ""] + recall_table(warm["retrieval"], "code")
     generation = metrics.get("generation", {})
     if generation:
         lines += ["## Generation (%)", "",

@@ -142,7 +142,7 @@ def test_mine_and_split_writes_pairs_splits_and_manifest(files, tmp_path):
         assert (note_splits[part["note_id_a"]] == split).all() and (note_splits[part["note_id_b"]] == split).all()
     assert (
         section["pairs_per_split"]
-        == pairs["split"].value_counts().reindex(["train", "val", "test"], fill_value=0).to_dict()
+        == pairs["split"].value_counts().reindex(["train", "val", "test", "warm_holdout"], fill_value=0).to_dict()
     )
     assert section["stats"]["pairs"] == len(pairs) + sum(section["dropped_crossing_splits"].values())
     assert read_manifest(out)["files"]["pairs.parquet"]["rows"] == len(pairs)

@@ -44,6 +44,12 @@ def test_quickstart_end_to_end_and_resume(tmp_path, stackexchange_dir, tiny_back
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "<table>" in html and "plots/" not in html
     assert metrics["training"][MAIN]["steps"] == 2
+    warm = metrics["warm"]  # the slice's log has new co-occurrences of warm notes after t0
+    assert {"ItemCF (events before t0)", "BM25", "SentenceBERT (all-MiniLM-L6-v2)", MAIN} == set(warm["retrieval"])
+    for result in warm["retrieval"].values():
+        assert result["paper"]["overall"]["n_queries"] == warm["pairs"] > 0
+        assert result["paper"]["pool_size"] == warm["pool_size"]
+    assert "## Warm notes" in report and metrics["data"]["warm_holdout"]["train_pairs_held_out"] > 0
     gen = metrics["generation"][MAIN]
     assert set(gen) == {"category_free", "category_constrained", "hashtags", "hashtags_constrained"}
     assert gen["category_constrained"]["ill"] == 0.0  # the automaton keeps it in the set
