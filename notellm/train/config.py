@@ -75,6 +75,9 @@ class TrainArgs:
     calibration_steps: int = 3
     """Steps timed before fitting the schedule to the budget (the first step, which pays one-time costs, is
     excluded from the per-step time)."""
+    refit_every: int = 10
+    """After the first fit, fit again every this many steps at the pace of the steps since the last fit, so a
+    machine that gets busier or quieter does not end the run early or cut the decay; 0 = fit once."""
     stop_at_step: int = 0
     """Stop cleanly at this optimizer step without changing the schedule (time-slicing, tests); 0 = run to the end."""
     gradient_checkpointing: bool = False
@@ -116,6 +119,8 @@ class TrainArgs:
                 raise ValueError(f"train.{name} must be ≥ 1, got {getattr(self, name)}")
         if self.calibration_steps < 2:
             raise ValueError(f"train.calibration_steps must be ≥ 2, got {self.calibration_steps}")
+        if self.refit_every < 0:
+            raise ValueError(f"train.refit_every must be ≥ 0, got {self.refit_every}")
         for name in ("grad_cache_pairs", "max_steps", "stop_at_step", "checkpoint_every", "eval_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name} must be ≥ 0, got {getattr(self, name)}")

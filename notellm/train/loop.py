@@ -91,13 +91,19 @@ class SchedulePlan:
         return max(0.0, (self.total - step) / max(1, self.total - warm))
 
 
-def fitted_total_steps(step: int, seconds_since_first_step: float, remaining_seconds: float, total: int) -> int:
+def fitted_total_steps(step: int, seconds_per_step: float, remaining_seconds: float, total: int) -> int:
     """Steps the schedule should span so it ends inside the budget: `step` done plus what the remaining time affords
-    at the pace measured since the first step (which pays one-time costs), keeping 5% slack for evaluation and
-    checkpoints. Never longer than `total`, never shorter than `step + 1`."""
-    per_step = seconds_since_first_step / max(1, step - 1)
-    affordable = int(0.95 * max(0.0, remaining_seconds) / max(per_step, 1e-9))
+    at `seconds_per_step`, keeping 5% slack for evaluation and checkpoints. Never longer than `total` (the planned
+    schedule), never shorter than `step + 1`."""
+    affordable = int(0.95 * max(0.0, remaining_seconds) / max(seconds_per_step, 1e-9))
     return max(step + 1, min(total, step + affordable))
+
+
+def refit_due(step: int, calibration_steps: int, refit_every: int) -> bool:
+    """Whether the schedule is fitted to the budget after `step`: at `calibration_steps`, then every `refit_every`."""
+    if step == calibration_steps:
+        return True
+    return refit_every > 0 and step > calibration_steps and (step - calibration_steps) % refit_every == 0
 
 
 def _accelerator(args: TrainArgs):
@@ -264,6 +270,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     model, optimizer = accelerator.prepare(raw, optimizer)
     raw = accelerator.unwrap_model(model)
     plan = SchedulePlan(total=total_steps, warmup_ratio=args.warmup_ratio)
+    planned_total = total_steps  # a budget fit may shorten the schedule, and a later fit lengthen it back to this
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, plan)
     state = RunState()
     accelerator.register_for_checkpointing(scheduler, state)
@@ -335,17 +342,19 @@ def train(cfg: TrainConfig) -> TrainResult:
         state.step += 1
         step_seconds = time.perf_counter() - step_start
         if state.step == 1:
-            first_step_done = time.perf_counter()
-        fit = args.max_seconds and not args.max_steps and args.fit_schedule_to_budget
-        if fit and state.step == args.calibration_steps and not resumed_from:
+            paced_from = (1, time.perf_counter())  # the first step pays one-time costs: pace is timed after it
+        fit = args.max_seconds and not args.max_steps and args.fit_schedule_to_budget and not resumed_from
+        if fit and refit_due(state.step, args.calibration_steps, args.refit_every):
             now = time.perf_counter()
+            pace = (now - paced_from[1]) / (state.step - paced_from[0])  # s/step since the last fit
+            paced_from = (state.step, now)
             remaining = args.max_seconds - (now - started)
-            fitted = fitted_total_steps(state.step, now - first_step_done, remaining, total_steps)
+            fitted = fitted_total_steps(state.step, pace, remaining, planned_total)
             fitted = int(accelerator.reduce(torch.tensor(fitted, device=accelerator.device), reduction="min").item())
-            if fitted < total_steps:
+            if fitted != total_steps:
                 if main:
-                    budget = args.max_seconds
-                    logger.info("LR schedule fitted to a %.0f s budget: %d steps, not %d", budget, fitted, total_steps)
+                    logger.info("LR schedule fitted to a %.0f s budget at step %d: %d steps (planned %d)",
+                                args.max_seconds, state.step, fitted, planned_total)
                 plan.total = total_steps = fitted
                 bar.total = total_steps
         state.seconds = seconds_before + (time.perf_counter() - loop_start)

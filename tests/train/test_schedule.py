@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from notellm.train.loop import SchedulePlan, fitted_total_steps
+from notellm.train.loop import SchedulePlan, fitted_total_steps, refit_due
 
 
 def _lrs(scheduler, optimizer, steps):
@@ -29,10 +29,17 @@ def test_plan_matches_transformers_linear_schedule():
 
 
 def test_fitted_total_steps_arithmetic():
-    # 3 steps done, 2 of them (after the first) took 20 s: 10 s/step; 100 s left * 0.95 slack = 9 more steps.
-    assert fitted_total_steps(3, 20.0, 100.0, 1000) == 12
-    assert fitted_total_steps(3, 20.0, 100.0, 8) == 8  # never longer than the planned schedule
-    assert fitted_total_steps(3, 20.0, -5.0, 1000) == 4  # out of time: at least one more step, then max_seconds stops
+    # 3 steps done at 10 s/step; 100 s left * 0.95 slack = 9 more steps.
+    assert fitted_total_steps(3, 10.0, 100.0, 1000) == 12
+    assert fitted_total_steps(3, 10.0, 100.0, 8) == 8  # never longer than the planned schedule
+    assert fitted_total_steps(3, 10.0, -5.0, 1000) == 4  # out of time: at least one more step, then max_seconds stops
+    assert fitted_total_steps(13, 2.0, 100.0, 1000) == 60  # the machine got quieter: a later fit lengthens it
+
+
+def test_refit_schedule():
+    due = [s for s in range(1, 40) if refit_due(s, calibration_steps=3, refit_every=10)]
+    assert due == [3, 13, 23, 33]
+    assert [s for s in range(1, 40) if refit_due(s, 3, 0)] == [3]  # fit once
 
 
 def test_shortened_plan_survives_state_dict_round_trip():

@@ -80,3 +80,19 @@ def test_killed_and_resumed_run_matches_uninterrupted(tiny_backbone_dir, toy_dat
     # re-running a finished run does no more steps
     again = train(tiny_config(tiny_backbone_dir, toy_data_dir, tmp_path / "cut", *common))
     assert again.steps == 4 and again.completed
+
+
+def test_budgeted_run_fits_its_schedule_and_finishes(tiny_backbone_dir, toy_data_dir, tmp_path):
+    """A time budget far below the planned epochs: the schedule is fitted (and re-fitted) so the run still ends
+    with a full warmup and decay ("done", LR 0) inside the budget, instead of stopping mid-schedule."""
+    out = tmp_path / "budget"
+    cfg = tiny_config(tiny_backbone_dir, toy_data_dir, out, "train.max_steps=0", "train.epochs=400",
+                      "train.max_seconds=8", "train.refit_every=5", "train.eval_every=100000",
+                      "train.checkpoint_every=0", "train.log_every=1")
+    result = train(cfg)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
+    assert result.completed and result.stop_reason == "done", result
+    assert result.steps == result.total_steps == rows[-1]["step"] < 400  # 400 epochs planned ≥ 400 steps
+    assert result.seconds < 8 * 1.5
+    lrs = [r["lr"] for r in rows]
+    assert max(lrs) > 0 and lrs[-1] < 0.05 * max(lrs)  # warmed up, then decayed to (almost) zero
