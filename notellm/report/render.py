@@ -109,10 +109,10 @@ def ablation_table(rows: list[dict]) -> list[str]:
     if not rows:
         return []
     ks = rows[0]["ks"]
-    header = ["setting"] + [f"R@{k}" for k in ks] + ["Avg", "Acc", "Ill", "BLEU-4", "R-1", "R-2", "R-L"]
+    header = ["setting", "steps"] + [f"R@{k}" for k in ks] + ["Avg", "Acc", "Ill", "BLEU-4", "R-1", "R-2", "R-L"]
     body = []
     for r in rows:
-        body.append([r["setting"]] + [_pct(r["recall"].get(f"recall@{k}")) for k in ks]
+        body.append([r["setting"], str(r.get("steps", "–"))] + [_pct(r["recall"].get(f"recall@{k}")) for k in ks]
                     + [_pct(r["recall"].get("recall_avg")), _pct(r.get("acc")), _pct(r.get("ill")),
                        _pct(r.get("bleu4")), _pct(r.get("rouge1")), _pct(r.get("rouge2")), _pct(r.get("rougeL"))])
     return _table(header, body)

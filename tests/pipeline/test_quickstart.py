@@ -112,9 +112,9 @@ def test_ablation_grid_and_table():
     assert grid == [(0.0, 0.4), (0.01, 0.4), (0.1, 0.4), (1.0, 0.4), (0.01, 0.0), (0.01, 1.0)]
     rows = [{"setting": "α=0, r=0.4", "ks": [1, 10], "recall": {"recall@1": 0.25, "recall@10": 0.5,
                                                                  "recall_avg": 0.375},
-             "acc": 0.0, "ill": 1.0, "bleu4": 0.01, "rouge1": 0.2, "rouge2": 0.1, "rougeL": 0.2}]
+             "acc": 0.0, "ill": 1.0, "bleu4": 0.01, "rouge1": 0.2, "rouge2": 0.1, "rougeL": 0.2, "steps": 7}]
     table = "\n".join(ablation_table(rows))
-    assert "| α=0, r=0.4 | 25.00 | 50.00 | 37.50 | 0.00 | 100.00 | 1.00 | 20.00 | 10.00 | 20.00 |" in table
+    assert "| α=0, r=0.4 | 7 | 25.00 | 50.00 | 37.50 | 0.00 | 100.00 | 1.00 | 20.00 | 10.00 | 20.00 |" in table
 
 
 def test_ablate_end_to_end(tmp_path, stackexchange_dir, tiny_backbone_dir):
