@@ -60,7 +60,8 @@ def run_ablation(cfg: QuickstartConfig, console: Console | None = None) -> dict:
             extra.append(f"train.max_steps={steps}")
         tcfg, _ = train_config(cfg, out / "data", out / "runs" / slug, seconds if steps is None else 2 * seconds,
                                extra)
-        trained = stages.run(f"train:{slug}", {"data": data_hash, "config": to_dict(tcfg)}, lambda t=tcfg: _train(t))
+        trained = stages.run(f"train:{slug}", {"data": data_hash, "config": to_dict(tcfg)}, lambda t=tcfg: _train(t),
+                             workdir=tcfg.train.out_dir)
         steps = trained["steps"] if steps is None else steps
 
         def evaluate(model_dir=trained["model_dir"], label=label) -> dict:

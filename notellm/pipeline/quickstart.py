@@ -275,7 +275,8 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
         from notellm.config import to_dict
 
         params = {"data": data_hash, "config": to_dict(tcfg), "config_file": cfg_path}
-        trained[name] = stages.run(f"train:{RUN_DIRS[name]}", params, lambda tcfg=tcfg: _train(tcfg))
+        trained[name] = stages.run(f"train:{RUN_DIRS[name]}", params, lambda tcfg=tcfg: _train(tcfg),
+                                   workdir=tcfg.train.out_dir)
     _link_model(out, Path(trained[MAIN]["model_dir"]))
 
     # --- retrieval: every method on the same pool ----------------------------------------------------------------
@@ -308,7 +309,7 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
             return {**log, "model_dir": str(sbert_dir), "curve": []}
 
         trained["SentenceBERT fine-tuned"] = stages.run(
-            "train:sbert_finetuned", {"data": data_hash, "seconds": round(sbert_seconds)}, sbert_ft)
+            "train:sbert_finetuned", {"data": data_hash, "seconds": round(sbert_seconds)}, sbert_ft, workdir=sbert_dir)
 
         def sbert_ft_encoder():
             from sentence_transformers import SentenceTransformer

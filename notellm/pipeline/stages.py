@@ -4,12 +4,18 @@
 input file checksums). If `out_dir/.stages/<name>.json` holds the same hash, the stored result is returned and `fn`
 is not called; otherwise `fn()` runs and its (JSON-able) result is written to the marker atomically. Chaining a
 stage's hash into the next stage's params makes a change upstream re-run everything below it.
+
+A stage that writes into a folder of its own (a training run, with checkpoints) passes it as `workdir`: the folder
+is stamped with the stage's input hash. Re-running with the same inputs (an interrupted run) finds its own stamp
+and resumes from what is there; with other inputs the folder is emptied first, so a run never resumes from the
+checkpoints of a run on other data or settings.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +24,7 @@ from typing import Any
 from rich.console import Console
 
 MARKER_DIR = ".stages"
+WORKDIR_STAMP = ".stage_inputs"  # in a stage's workdir: the input hash of the stage run that owns its contents
 
 
 def params_hash(params: dict[str, Any]) -> str:
@@ -55,7 +62,18 @@ class StageRunner:
         self.seconds[name] = float(record.get("seconds", 0.0))
         return record.get("result")
 
-    def run(self, name: str, params: dict[str, Any], fn: Callable[[], Any]) -> Any:
+    def _claim(self, workdir: Path, digest: str) -> None:
+        """Stamp `workdir` for this stage run; empty it first if another run's inputs left things in it."""
+        stamp = workdir / WORKDIR_STAMP
+        if workdir.is_dir() and any(workdir.iterdir()):
+            owner = stamp.read_text(encoding="utf-8").strip() if stamp.is_file() else None
+            if owner != digest:
+                self.console.print(f"[yellow]{workdir}: left by a run with other inputs; starting afresh[/yellow]")
+                shutil.rmtree(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(digest, encoding="utf-8")
+
+    def run(self, name: str, params: dict[str, Any], fn: Callable[[], Any], workdir: str | Path | None = None) -> Any:
         digest = params_hash(params)
         self.hashes[name] = digest
         cached = self.done(name, params)
@@ -64,6 +82,8 @@ class StageRunner:
             self.console.print(f"[green]✓[/green] {name}: done earlier (inputs unchanged), skipped")
             return cached
         self.console.print(f"[bold cyan]▶[/bold cyan] {name} …")
+        if workdir is not None:
+            self._claim(Path(workdir), digest)
         start = time.monotonic()
         result = fn()
         seconds = time.monotonic() - start

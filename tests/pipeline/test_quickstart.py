@@ -99,6 +99,29 @@ def test_stage_marker_reruns_on_changed_params(tmp_path):
     assert runner.run("s", {"a": 2}, lambda: {"v": 4}) == {"v": 4}
 
 
+def test_stage_workdir_is_emptied_only_for_other_inputs(tmp_path):
+    """An interrupted stage resumes from its own partial work; a stage with new inputs never sees an old run's."""
+    runner, work = StageRunner(tmp_path / "out"), tmp_path / "out" / "runs" / "x"
+
+    def interrupted():
+        (work / "checkpoint").write_text("partial")
+        raise KeyboardInterrupt
+
+    try:
+        runner.run("t", {"data": 1}, interrupted, workdir=work)
+    except KeyboardInterrupt:
+        pass
+    seen = []
+    runner.run("t", {"data": 1}, lambda: seen.append((work / "checkpoint").exists()) or {}, workdir=work)
+    runner.run("t", {"data": 2}, lambda: seen.append((work / "checkpoint").exists()) or {}, workdir=work)
+    assert seen == [True, False]  # same inputs: resumed from the checkpoint; new inputs: started afresh
+    (tmp_path / "legacy").mkdir()
+    (tmp_path / "legacy" / "checkpoint").write_text("no stamp: from before stamping, inputs unknown")
+    runner.run("u", {"data": 1}, lambda: seen.append((tmp_path / "legacy" / "checkpoint").exists()) or {},
+               workdir=tmp_path / "legacy")
+    assert seen[-1] is False
+
+
 def test_budget_plan_adds_up():
     plan = plan_budget(600, skip_baselines=False)
     assert abs(sum(plan.values()) - 600) < 1e-6
