@@ -484,7 +484,8 @@ def _remarks(ctx: EvalContext, retrieval: dict, trained: dict) -> list[str]:
     if warm == 0 and "ItemCF (train events)" in retrieval:
         remarks.append("Every test-pool note is cold (the split is by note, so test notes have no training pairs or "
                        "training events): ItemCF scores them all 0 and its row in the main table is exactly the "
-                       "random baseline (recall@K = K / candidates). The warm-note table is where ItemCF competes.")
+                       "random baseline (recall@K = K / candidates)."
+                       + (" The warm-note table is where ItemCF competes." if ctx.warm is not None else ""))
     for name, run in trained.items():
         if run.get("stop_reason") == "max_seconds":
             remarks.append(f"{name} stopped at its time budget after {run['steps']} of {run['total_steps']} "
