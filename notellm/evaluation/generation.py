@@ -46,7 +46,8 @@ class _SegmentTokenizer:
         return segment(text)
 
 
-def _norm_category(text: str) -> str:
+def _normalise(text: str) -> str:
+    """Categories and tags compare after whitespace/case normalisation."""
     return " ".join(text.strip().lower().split())
 
 
@@ -56,28 +57,24 @@ def category_metrics(predicted: list[str], truth: list[str], categories: list[st
         raise ValueError(f"category_metrics: {len(predicted)} predictions but {len(truth)} references")
     if not predicted:
         return {"acc": float("nan"), "ill": float("nan"), "n": 0}
-    known = {_norm_category(c) for c in categories}
-    pred = [_norm_category(p) for p in predicted]
-    acc = float(np.mean([p == _norm_category(t) for p, t in zip(pred, truth)]))
+    known = {_normalise(c) for c in categories}
+    pred = [_normalise(p) for p in predicted]
+    acc = float(np.mean([p == _normalise(t) for p, t in zip(pred, truth)]))
     ill = float(np.mean([p not in known for p in pred]))
     return {"acc": acc, "ill": ill, "n": len(pred)}
-
-
-def _norm_tag(tag: str) -> str:
-    return " ".join(tag.strip().lower().split())
 
 
 def tag_metrics(predicted: list[list[str]], truth: list[list[str]], vocabulary: list[str] | None = None) -> dict:
     """Exact-tag precision and recall (micro) and, with a vocabulary, the illusory share of generated tags."""
     hits = n_pred = n_true = 0
     for pred_tags, ref_tags in zip(predicted, truth):
-        pred, ref = {_norm_tag(t) for t in pred_tags}, {_norm_tag(t) for t in ref_tags}
+        pred, ref = {_normalise(t) for t in pred_tags}, {_normalise(t) for t in ref_tags}
         hits, n_pred, n_true = hits + len(pred & ref), n_pred + len(pred), n_true + len(ref)
     out = {"tag_precision": hits / n_pred if n_pred else float("nan"),
            "tag_recall": hits / n_true if n_true else float("nan")}
     if vocabulary is not None:
-        known = {_norm_tag(t) for t in vocabulary}
-        generated = [_norm_tag(t) for tags in predicted for t in tags]
+        known = {_normalise(t) for t in vocabulary}
+        generated = [_normalise(t) for tags in predicted for t in tags]
         out["tag_ill"] = float(np.mean([t not in known for t in generated])) if generated else float("nan")
     return out
 
