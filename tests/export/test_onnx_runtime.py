@@ -122,3 +122,25 @@ def test_recall_comparison_says_when_int8_loses_more_than_a_point():
     far = RecallComparison("torch fp32", "onnx int8", 40.0, 38.5, 100, 384, 1.0)
     assert close.ok and close.drop == pytest.approx(0.5) and "within 1 point" in close.describe()
     assert not far.ok and "NOT within" in far.describe() and far.as_dict()["drop"] == pytest.approx(1.5)
+
+
+def test_embed_cli_on_both_runtimes_writes_the_same_vectors(tiny_model_dir, onnx_fp32_dir, data_dir, tmp_path):
+    from notellm.cli import evaluate
+    from notellm.retrieval.vectors import NoteVectors
+
+    app = typer.Typer()
+    evaluate.register(app)
+    runner = CliRunner()
+    outputs = {}
+    for runtime, model in (("torch", tiny_model_dir), ("onnx", onnx_fp32_dir)):
+        out = tmp_path / f"{runtime}.npz"
+        result = runner.invoke(app, ["embed", "--model", str(model), "--runtime", runtime, "--data", str(data_dir),
+                                     "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        outputs[runtime] = NoteVectors.load(out)
+    assert outputs["torch"].ids == outputs["onnx"].ids
+    # torch embeds under bf16 autocast by default in `notellm embed` (its long-standing behaviour): close, not equal
+    assert np.min(np.sum(outputs["torch"].matrix * outputs["onnx"].matrix, axis=1)) > 0.99
+    wrong = runner.invoke(app, ["embed", "--model", str(tiny_model_dir), "--runtime", "onnx", "--data",
+                                str(data_dir), "--out", str(tmp_path / "x.npz")])
+    assert wrong.exit_code == 2 and "notellm export" in wrong.output
