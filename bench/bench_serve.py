@@ -169,7 +169,8 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
-    print(f"\nnotellm serve load test: backbone={args.backbone}, backend={args.backend}, {len(indexed)} notes, "
+    print(f"\nnotellm serve load test: backbone={args.backbone}, runtime={health['runtime']} ({health['precision']}), "
+          f"backend={args.backend}, {len(indexed)} notes, "
           f"{args.clients} clients, {machine()['nproc']} CPUs ({machine()['cpu']})")
     print(f"load average start {load_start[0]:.2f}, end {load_end[0]:.2f} (shared machine)")
     print(f"{'phase':<18}{'requests':>9}{'errors':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
