@@ -2,6 +2,7 @@
 
     notellm export out/model --format onnx --data out/data --out out/model-onnx
     notellm export out/model --format onnx --quantize int8 --data out/data --out out/model-int8
+    notellm export out/model-onnx --quantize int8 --data out/data --out out/model-int8   # from the fp32 export
 
 The export is checked against PyTorch on real notes of --data before it is written (refused otherwise). With
 --quantize int8 and a mined data folder, Recall@10 on its test pool is compared with the fp32 PyTorch model and
@@ -23,7 +24,7 @@ def _fail(message: str) -> None:
 
 
 def export(
-    model: Annotated[Path, typer.Argument(help="Saved NoteLLM folder (NoteLLM.save_pretrained).")],
+    model: Annotated[Path, typer.Argument(help="Saved NoteLLM folder, or an fp32 ONNX export to quantise (int8).")],
     out: Annotated[Path, typer.Option(help="Folder to write (model.onnx, tokenizer, notellm_onnx.json).")],
     data: Annotated[Path, typer.Option(help="Data folder whose notes check the export (notes.parquet; with "
                                             "note_splits.parquet also the int8 recall check).")],
@@ -36,10 +37,13 @@ def export(
     """Export MODEL's note embeddings (token ids -> L2-normalised vectors) to ONNX, checked before writing."""
     from notellm.data.schema import NOTE_SPLITS_FILE
     from notellm.data.store import frame_to_notes, load_notes
-    from notellm.export import ExportCheckError, OnnxExportConfig, export_onnx
+    from notellm.export import ExportCheckError, OnnxExportConfig, export_onnx, is_onnx_export
 
     if format_ != "onnx":
         _fail(f"--format must be onnx, got {format_!r}")
+    if is_onnx_export(model):
+        _quantize_existing(model, out, data, quantize, check_notes, overwrite)
+        return
     try:
         cfg = OnnxExportConfig(quantize=quantize, check_notes=check_notes)
         if not (model / "notellm.json").is_file():
@@ -71,6 +75,24 @@ def export(
         else:
             typer.secho(f"warning: {result.describe()}; prefer the fp32 export for this model", err=True,
                         fg=typer.colors.YELLOW)
+
+
+def _quantize_existing(src: Path, out: Path, data: Path, quantize: str, check_notes: int, overwrite: bool) -> None:
+    from notellm.data.store import frame_to_notes, load_notes
+    from notellm.export import ExportCheckError, OnnxExportConfig
+    from notellm.export.onnx import quantize_export
+
+    if quantize != "int8":
+        _fail(f"{src} is already an ONNX export: only --quantize int8 applies to it")
+    try:
+        meta = quantize_export(src, frame_to_notes(load_notes(data)), out,
+                               OnnxExportConfig(quantize="int8", check_notes=check_notes), overwrite=overwrite)
+    except (FileNotFoundError, FileExistsError, ValueError, ExportCheckError) as exc:
+        _fail(str(exc))
+    check = meta["check"]
+    typer.echo(f"quantised {src} to int8 in {out} (checked on {check['notes']} notes: max |cosine diff| "
+               f"{max(check['max_abs_pairwise_cosine_diff'], check['max_self_cosine_gap']):.2e} vs its fp32 graph); "
+               "compare recall with `notellm export MODEL --quantize int8` or notellm.export.quality")
 
 
 def register(app: typer.Typer) -> None:

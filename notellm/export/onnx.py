@@ -171,6 +171,53 @@ def _metadata(model, cfg: OnnxExportConfig, check: dict) -> dict:
     }
 
 
+def quantize_export(src: str | Path, notes: list[Note], out: str | Path, cfg: OnnxExportConfig | None = None,
+                    overwrite: bool = False) -> dict:
+    """int8 from an existing fp32 export (no re-trace): quantise `src`'s graph and check it against `src` itself.
+
+    The fp32 export was checked against PyTorch when it was written, so the int8 check against it bounds the int8
+    error against PyTorch up to that (<= 1e-4) difference. Same folder layout and refusal rules as `export_onnx`.
+    """
+    from notellm.export.runtime import OnnxEncoder, read_meta
+
+    cfg = cfg or OnnxExportConfig(quantize="int8")
+    if cfg.quantize != "int8":
+        raise ValueError("quantize_export makes an int8 model: pass OnnxExportConfig(quantize='int8')")
+    src, out = Path(src), Path(out)
+    meta = read_meta(src)
+    if meta["precision"] != "fp32":
+        raise ValueError(f"{src} is a {meta['precision']} export; quantise the fp32 one")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    check_notes = select_check_notes(list(notes), cfg.check_notes, cfg.seed)
+    if len(check_notes) < 2:
+        raise ValueError("export needs at least 2 notes to check the exported graph on")
+    fp32 = OnnxEncoder(src, batch_size=cfg.check_batch_size)
+    id_lists = [fp32.prompt_builder.embedding_ids(note) for note in check_notes]
+    reference = fp32.encode(check_notes)  # (n, d)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
+        work = Path(tmp) / "export"
+        shutil.copytree(src, work, ignore=shutil.ignore_patterns(MODEL_FILE, META_FILE))
+        _quantize_int8(src / MODEL_FILE, work / MODEL_FILE)
+        exported = embed_with_session(make_session(work / MODEL_FILE), id_lists, fp32.prompt_builder.pad_id,
+                                      fp32.emb_dim, cfg.check_batch_size)
+        check = {"notes": len(check_notes), "batch_size": cfg.check_batch_size, "tolerance": cfg.tolerance,
+                 "reference": f"onnx fp32 export {src.name} (itself checked against PyTorch: {meta['check']})",
+                 **compare_embeddings(reference, exported)}
+        worst = max(check["max_abs_pairwise_cosine_diff"], check["max_self_cosine_gap"])
+        if not np.isfinite(exported).all() or not worst <= cfg.tolerance:
+            raise ExportCheckError(
+                f"the int8 graph does not reproduce {src} on {len(check_notes)} notes: max cosine difference "
+                f"{worst:.3g} > {cfg.tolerance:g}; nothing was written to {out}")
+        meta = {**meta, "precision": "int8", "export": asdict(cfg), "check": check}
+        (work / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        work.rename(out)
+    return meta
+
+
 def export_onnx(model, notes: list[Note], out: str | Path, cfg: OnnxExportConfig | None = None,
                 overwrite: bool = False) -> dict:
     """Export `model` (a fp32 `NoteLLM`) to the folder `out`; returns the written metadata (with the check figures).

@@ -144,3 +144,18 @@ def test_embed_cli_on_both_runtimes_writes_the_same_vectors(tiny_model_dir, onnx
     wrong = runner.invoke(app, ["embed", "--model", str(tiny_model_dir), "--runtime", "onnx", "--data",
                                 str(data_dir), "--out", str(tmp_path / "x.npz")])
     assert wrong.exit_code == 2 and "notellm export" in wrong.output
+
+
+def test_cli_quantises_an_existing_fp32_export(onnx_fp32_dir, onnx_int8_dir, data_dir, tmp_path, export_notes):
+    out = tmp_path / "int8"
+    result = CliRunner().invoke(_cli(), ["export", str(onnx_fp32_dir), "--quantize", "int8", "--data", str(data_dir),
+                                         "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((out / "notellm_onnx.json").read_text())
+    assert meta["precision"] == "int8" and meta["check"]["reference"].startswith("onnx fp32")
+    # the same quantiser on the same fp32 graph: the same int8 model as the direct export
+    assert (out / "model.onnx").read_bytes() == (onnx_int8_dir / "model.onnx").read_bytes()
+    np.testing.assert_array_equal(OnnxEncoder(out).encode(export_notes), OnnxEncoder(onnx_int8_dir).encode(export_notes))
+    again = CliRunner().invoke(_cli(), ["export", str(out), "--quantize", "int8", "--data", str(data_dir),
+                                        "--out", str(tmp_path / "x")])
+    assert again.exit_code == 2 and "quantise the fp32 one" in again.output
