@@ -72,9 +72,9 @@ def serve(
 
     from notellm.config import ConfigError, load_config
     from notellm.data.schema import Note
+    from notellm.retrieval.runtime import load_encoder
     from notellm.serve.app import create_app
     from notellm.serve.backend import open_index
-    from notellm.retrieval.runtime import load_encoder
     from notellm.serve.config import ServeConfig
     from notellm.serve.generator import LazyGenerator
 

@@ -28,8 +28,16 @@ from typing import Literal
 import numpy as np
 
 from notellm.data.schema import Note
-from notellm.export.runtime import (FORMAT, FORMAT_VERSION, INPUT_NAMES, META_FILE, MODEL_FILE, OUTPUT_NAME,
-                                    embed_with_session, make_session)
+from notellm.export.runtime import (
+    FORMAT,
+    FORMAT_VERSION,
+    INPUT_NAMES,
+    META_FILE,
+    MODEL_FILE,
+    OUTPUT_NAME,
+    embed_with_session,
+    make_session,
+)
 
 
 class ExportCheckError(RuntimeError):

@@ -30,10 +30,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from notellm import __version__
 from notellm.data.schema import Note
+from notellm.retrieval.encode import Encoder
 from notellm.serve.backend import URL, NoteIndex, note_url
 from notellm.serve.batcher import EmbedBatcher
 from notellm.serve.config import ServeConfig
-from notellm.retrieval.encode import Encoder
 from notellm.serve.generator import can_generate
 from notellm.serve.metrics import MetricsMiddleware, ServiceMetrics
 from notellm.serve.schemas import (
@@ -214,7 +214,8 @@ def create_app(index: NoteIndex, model: Encoder, cfg: ServeConfig | None = None,
                                                vocabulary=body.vocabulary)
                 results = [Generated(note_id=n.note_id, hashtags=list(t)) for n, t in zip(notes, tags)]
             else:
-                cats = generator.generate_category(notes, constrained=bool(body.categories), categories=body.categories)
+                cats = generator.generate_category(notes, constrained=bool(body.categories),
+                                                   categories=body.categories)
                 results = [Generated(note_id=n.note_id, category=c) for n, c in zip(notes, cats)]
         return GenerateOut(task=body.task, results=results)
 

@@ -155,7 +155,8 @@ def test_cli_quantises_an_existing_fp32_export(onnx_fp32_dir, onnx_int8_dir, dat
     assert meta["precision"] == "int8" and meta["check"]["reference"].startswith("onnx fp32")
     # the same quantiser on the same fp32 graph: the same int8 model as the direct export
     assert (out / "model.onnx").read_bytes() == (onnx_int8_dir / "model.onnx").read_bytes()
-    np.testing.assert_array_equal(OnnxEncoder(out).encode(export_notes), OnnxEncoder(onnx_int8_dir).encode(export_notes))
+    np.testing.assert_array_equal(OnnxEncoder(out).encode(export_notes),
+                                  OnnxEncoder(onnx_int8_dir).encode(export_notes))
     again = CliRunner().invoke(_cli(), ["export", str(out), "--quantize", "int8", "--data", str(data_dir),
                                         "--out", str(tmp_path / "x")])
     assert again.exit_code == 2 and "quantise the fp32 one" in again.output
