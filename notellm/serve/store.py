@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from notellm.data.schema import CATEGORY, CONTENT, HASHTAGS, NOTE_ID, TITLE, Note
-from notellm.serve.backend import URL, note_from_dict, note_to_dict, note_url
+from notellm.serve.codec import URL, note_from_dict, note_to_dict, note_url
 from notellm.serve.wal import WriteAheadLog, fsync_dir, replay
 
 log = logging.getLogger(__name__)
