@@ -49,6 +49,9 @@ class ServeConfig:
     """Local store: fold the write-ahead log into a new snapshot after this many logged records (0 = never)."""
     milvus_collection: str = "notellm_notes"
     """Milvus backend: the collection holding vectors and note metadata."""
+    allowed_hosts: list[str] = field(default_factory=list)
+    """Host-header names answered besides localhost/127.0.0.1/::1 and the bound interface (DNS-rebinding guard;
+    "*" = any, for a proxy that checks Host itself)."""
 
     def __post_init__(self) -> None:
         for name in ("max_k", "max_notes_per_request", "max_body_bytes", "max_title_chars", "max_content_chars",
