@@ -53,7 +53,7 @@ from notellm.serve.schemas import (
     UpsertIn,
     UpsertOut,
 )
-from notellm.serve.security import SecurityHeadersMiddleware, allowed_hosts
+from notellm.serve.security import install_security
 
 WEB_DIR = Path(__file__).parent / "web"
 Diversify = Literal["none", "ssd", "ssd_star", "dpp", "mmr"]
@@ -95,7 +95,7 @@ def create_app(index: NoteIndex, model: Embedder, cfg: ServeConfig | None = None
                               "re-ranking, live durable note updates, embeddings and hashtag/category generation.")
     app.state.index, app.state.batcher, app.state.metrics, app.state.cfg = index, batcher, metrics, cfg
     app.add_middleware(MetricsMiddleware, metrics=metrics, max_body_bytes=cfg.max_body_bytes)
-    app.add_middleware(SecurityHeadersMiddleware, hosts=allowed_hosts(cfg.allowed_hosts))  # Host check + CSP
+    install_security(app, cfg.allowed_hosts)  # Host check, CSP, 422s for any input (security.py)
 
     def check_notes(notes: list[NoteText], require_unique_ids: bool) -> None:
         if len(notes) > cfg.max_notes_per_request:

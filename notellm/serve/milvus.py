@@ -29,6 +29,8 @@ _MAX_VARCHAR = 65535
 MAX_ID_BYTES = 512  # VARCHAR max_length of the note_id column (Milvus counts UTF-8 bytes)
 MAX_CATEGORY_BYTES = 1024  # ... of the category column
 MAX_URL_BYTES = 2048  # ... of the url column
+_COLUMN_BYTES = {"note_id": MAX_ID_BYTES, "title": _MAX_VARCHAR, "title_lc": _MAX_VARCHAR, "content": _MAX_VARCHAR,
+                 "hashtags": _MAX_VARCHAR, "category": MAX_CATEGORY_BYTES, "url": MAX_URL_BYTES}
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "'": "\\'", "\n": "\\n", "\t": "\\t"}
 
 
@@ -178,6 +180,11 @@ class MilvusNoteIndex:
         rows = [{"note_id": n.note_id, "vector": v.tolist(), "title": n.title, "title_lc": n.title.casefold(),
                  "content": n.content, "hashtags": json.dumps(list(n.hashtags), ensure_ascii=False),
                  "category": n.category, "url": note_url(n)} for n, v in zip(notes, vectors)]
+        for row in rows:  # a value over its column's size is a clear error here, not an opaque Milvus failure
+            for name, limit in _COLUMN_BYTES.items():
+                if len(row[name].encode("utf-8", "surrogatepass")) > limit:
+                    raise ValueError(f"note {row['note_id'][:60]!r}: {name} is over the Milvus column's {limit} "
+                                     "UTF-8 bytes")
         self._client.upsert(self.collection, rows)
 
     def delete(self, note_id: str) -> bool:

@@ -22,6 +22,24 @@ DOCS_CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.j
 _DOCS_PATHS = ("/docs", "/redoc")
 
 
+def install_security(app, allowed: Iterable[str]) -> None:
+    """Wire the Host check + CSP middleware and a 422 handler that can render any invalid input into `app`."""
+    from fastapi.exceptions import RequestValidationError
+
+    app.add_middleware(SecurityHeadersMiddleware, hosts=allowed_hosts(allowed))
+    app.add_exception_handler(RequestValidationError, _validation_error)
+
+
+async def _validation_error(_request, exc):
+    """FastAPI's 422, rendered with ASCII escapes: the default echoes the input as UTF-8, and an input holding a
+    lone surrogate (refused for exactly that reason) cannot be encoded, which turned the 422 into a 500."""
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.responses import Response
+
+    body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True, default=str)
+    return Response(body, status_code=422, media_type="application/json")
+
+
 def allowed_hosts(configured: Iterable[str], bound_host: str | None = None) -> frozenset[str]:
     """Host names (no port, lower case) the service answers: loopback names, the bound host, the configured ones.
 
