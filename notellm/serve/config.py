@@ -45,6 +45,8 @@ class ServeConfig:
     """Micro-batching: one model call embeds at most this many notes (several requests merged)."""
     embed_max_wait_ms: float = 5.0
     """Micro-batching: how long the first request of a batch waits for others to join it."""
+    generate_chunk_notes: int = 4
+    """/generate runs this many notes per model call; a pending embedding (POST /notes, /embed) goes between."""
     compact_every: int = 2000
     """Local store: fold the write-ahead log into a new snapshot after this many logged records (0 = never)."""
     milvus_collection: str = "notellm_notes"
@@ -55,7 +57,7 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         for name in ("max_k", "max_notes_per_request", "max_body_bytes", "max_title_chars", "max_content_chars",
-                     "max_search_results", "candidate_factor", "embed_batch_size"):
+                     "max_search_results", "candidate_factor", "embed_batch_size", "generate_chunk_notes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"serve.{name} must be >= 1, got {getattr(self, name)}")
         if self.max_hashtags < 0 or self.compact_every < 0:
