@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from notellm.atomicdir import fsync_path, fsync_tree
+
 logger = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
@@ -137,22 +139,6 @@ class ResumeGuard:
     reset_from_step: int | None = None
 
 
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_tree(root: Path) -> None:
-    """fsync every file and folder under `root` (files first), so a rename of `root` publishes complete data."""
-    for folder, _, files in os.walk(root, topdown=False):
-        for name in files:
-            _fsync_path(Path(folder) / name)
-        _fsync_path(Path(folder))
-
-
 def track_state_as_json(accelerator, scheduler, run: RunState, fingerprint: dict[str, Any],
                         reset_schedule: bool = False) -> ResumeGuard:
     """Save/load the LR scheduler and `RunState` as JSON in every checkpoint, checking the run's fingerprint."""
@@ -221,7 +207,7 @@ def save_checkpoint(accelerator, out_dir: str | Path, step: int, keep: int) -> P
         if final.exists():
             os.rename(final, root / f".old-step-{step:08d}")
         os.rename(tmp, final)
-        _fsync_path(root)
+        fsync_path(root)
         shutil.rmtree(root / f".old-step-{step:08d}", ignore_errors=True)
         for old in checkpoint_dirs(out_dir)[:-keep]:  # prune only once the new checkpoint is durable
             shutil.rmtree(old, ignore_errors=True)

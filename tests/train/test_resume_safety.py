@@ -97,7 +97,8 @@ def test_checkpoints_are_fsynced_before_rename_and_pruned_after(cut_run, tiny_ba
     monkeypatch.setattr(os, "rename", rename)
     monkeypatch.setattr(shutil, "rmtree", rmtree)
     train(tiny_config(tiny_backbone_dir, toy_data_dir, cut_run, *COMMON, "train.keep_checkpoints=1"))
-    renames = [i for i, (kind, what) in enumerate(events) if kind == "rename" and "step-00000004" in what.split("->")[1]]
+    renames = [i for i, (kind, what) in enumerate(events)
+               if kind == "rename" and what.split("->")[1].endswith("step-00000004")]
     assert renames, events
     at = renames[0]
     synced = {what for kind, what in events[:at] if kind == "fsync"}
