@@ -118,7 +118,17 @@ def _read_csv(path: Path, sep: str) -> RawTable:
     malformed: list[dict] = []
     record = 0
     start_line = reader.line_num + 1
-    for values in reader:
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # e.g. a field over csv's 131,072-character limit: reject this record, go on
+            record += 1
+            detail = f"line {start_line}: {exc}"
+            malformed.append({SOURCE_ROW: record, RAW_LINE: "", REASON: "malformed_row", DETAIL: detail})
+            start_line = reader.line_num + 1
+            continue
         end_line = reader.line_num
         if not values:  # blank line
             start_line = end_line + 1
