@@ -221,7 +221,7 @@ def _import_site(
     links_path = folder / "PostLinks.xml"
     if links_path.is_file():
         sources.append(links_path)
-        accepted_posts = set(notes.accepted["post_id"])
+        accepted_posts = set(notes.accepted["post_id"]) if "post_id" in notes.accepted else set()  # none accepted
         records = []
         for position, row in _rows(links_path):
             link_type = LINK_TYPES.get(row.get("LinkTypeId", ""))

@@ -97,9 +97,14 @@ def _require(table: RawTable, required: tuple[str, ...], kind: str) -> None:
     missing = [c for c in required if c not in table.frame.columns]
     if missing:
         found = [c for c in table.frame.columns if c != SOURCE_ROW]
+        unparsed = ""
+        if len(table.malformed):  # e.g. every record of a JSONL file was malformed: say why, not only "no columns"
+            first = table.malformed.iloc[0]
+            unparsed = (f" ({len(table.malformed)} record(s) could not be read; row {first[SOURCE_ROW]}: "
+                        f"{first[REASON]}: {first[DETAIL]})")
         raise DataFileError(
             f"{table.source}: {kind} file is missing required column(s) {missing}; found {found}; "
-            f"required: {list(required)}"
+            f"required: {list(required)}{unparsed}"
         )
 
 

@@ -209,8 +209,11 @@ def save_checkpoint(accelerator, out_dir: str | Path, step: int, keep: int) -> P
         os.rename(tmp, final)
         fsync_path(root)
         shutil.rmtree(root / f".old-step-{step:08d}", ignore_errors=True)
-        for old in checkpoint_dirs(out_dir)[:-keep]:  # prune only once the new checkpoint is durable
-            shutil.rmtree(old, ignore_errors=True)
+        # prune only once the new checkpoint is durable; a pruned folder is first renamed out of the step-* names,
+        # so a kill mid-delete never leaves a half-deleted checkpoint that a resume would pick
+        for old in checkpoint_dirs(out_dir)[:-keep]:
+            os.rename(old, root / f".old-{old.name}")
+        fsync_path(root)
         for stale in [*root.glob(".tmp-step-*"), *root.glob(".old-step-*")]:
             shutil.rmtree(stale, ignore_errors=True)
     accelerator.wait_for_everyone()
