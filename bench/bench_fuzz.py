@@ -576,7 +576,8 @@ def summary(result: dict) -> dict:
     https = [result["http_faiss"], result["http_milvus"]]
     return {
         "inputs_tried": imp["inputs"] + sum(h["inputs"] for h in https),
-        "importer_inputs": imp["inputs"], "importer_rows": imp["rows"], "http_requests": sum(h["inputs"] for h in https),
+        "importer_inputs": imp["inputs"], "importer_rows": imp["rows"],
+        "http_requests": sum(h["inputs"] for h in https),
         "crashes": len(imp["crashes"]), "responses_5xx": sum(len(h["server_errors"]) for h in https),
         "rows_silently_dropped": len(imp["dropped"]),
         "rejections_not_naming_where": len(imp["unnamed_rejects"]) + sum(len(h["unnamed_4xx"]) for h in https),
@@ -585,14 +586,16 @@ def summary(result: dict) -> dict:
         "acknowledged_writes": sum(f["acknowledged"] for f in faults.values()),
         "acknowledged_lost": sum(f["lost"] for f in faults.values()),
         "refused_writes_resurrected": faults["enospc_wal"]["refused_but_present"],
-        "failed_restarts_or_corrupt": sum(len(f.get("failed_restarts", f.get("corrupt", []))) for f in faults.values()),
+        "failed_restarts_or_corrupt": sum(len(f.get("failed_restarts", f.get("corrupt", [])))
+                                          for f in faults.values()),
         "second_server_refused": faults["two_servers_one_folder"]["second_refused"],
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inputs", type=int, default=1000, help="Generated inputs per target (importers, each backend).")
+    parser.add_argument("--inputs", type=int, default=1000,
+                        help="Generated inputs per target (importers, each backend).")
     parser.add_argument("--kills", type=int, default=20, help="Kills (or ENOSPC rounds) per fault kind.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fuzz.json")
