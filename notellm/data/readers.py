@@ -197,7 +197,7 @@ def _read_jsonl(path: Path) -> RawTable:
             malformed.append({SOURCE_ROW: record, RAW_LINE: line, REASON: "malformed_json", DETAIL: detail})
             continue
         if (field_name := _unencodable_field(obj)) is not None:  # \ud800: no UTF-8 form, no Arrow string
-            detail = f"line {line_no}: field {field_name!r} holds a lone surrogate (an unpaired \\ud800-\\udfff escape)"
+            detail = f"line {line_no}: field {field_name!r} holds a lone surrogate (an unpaired \\ud800-\\udfff)"
             malformed.append({SOURCE_ROW: record, RAW_LINE: line.encode("utf-8", "backslashreplace").decode("utf-8"),
                               REASON: "bad_text", DETAIL: detail})
             continue
