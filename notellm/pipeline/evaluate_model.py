@@ -13,13 +13,8 @@ import json
 import time
 from pathlib import Path
 
-from notellm.pipeline.context import (
-    EvalContext,
-    evaluate_generation,
-    evaluate_scorer,
-    generation_sample,
-    warm_evaluation,
-)
+from notellm.pipeline.context import (EvalContext, evaluate_generation, evaluate_scorer, generation_sample,
+                                      warm_evaluation)
 
 
 def evaluate_model(model_dir: str | Path, data_dir: str | Path, out: str | Path, baselines: bool = True,

@@ -31,13 +31,8 @@ import pandas as pd
 from rich.console import Console
 
 from notellm.data import schema as S
-from notellm.pipeline.context import (
-    EvalContext,
-    evaluate_generation,
-    evaluate_scorer,
-    generation_sample,
-    warm_evaluation,
-)
+from notellm.pipeline.context import (EvalContext, evaluate_generation, evaluate_scorer, generation_sample,
+                                      warm_evaluation)
 from notellm.pipeline.stages import StageRunner
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
