@@ -545,20 +545,26 @@ def fault_two_servers(work: Path) -> dict:
 
 
 # --- main -------------------------------------------------------------------------------------------------------
-def run(inputs: int, kills: int, seed: int = 0, work: Path | None = None) -> dict:
+SECTIONS = ("importers", "http_faiss", "http_milvus", "faults")
+
+
+def run(inputs: int, kills: int, seed: int = 0, work: Path | None = None, sections=SECTIONS,
+        on_section=None) -> dict:
+    """Run the chosen sections; `on_section(result)` is called after each, so a cut-off run keeps what it did."""
     rng = random.Random(seed)
     warnings.filterwarnings("ignore")
+    result: dict = {}
     with contextlib.ExitStack() as stack:
         if work is None:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="notellm-fuzz-")))
         for name in ("imp", "http", "faults"):
             (work / name).mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        result = {
-            "importers": fuzz_importers(inputs, seed, work / "imp"),
-            "http_faiss": fuzz_http(inputs, seed, "faiss", work / "http"),
-            "http_milvus": fuzz_http(inputs, seed, "milvus", work / "http"),
-            "faults": {
+        steps = {
+            "importers": lambda: fuzz_importers(inputs, seed, work / "imp"),
+            "http_faiss": lambda: fuzz_http(inputs, seed, "faiss", work / "http"),
+            "http_milvus": lambda: fuzz_http(inputs, seed, "milvus", work / "http"),
+            "faults": lambda: {
                 "kill_index_writes_and_compaction": fault_index_kills(kills, work / "faults", rng),
                 "kill_checkpoint_save": fault_checkpoint_kills(kills, work / "faults", rng),
                 "kill_save_pretrained": fault_pretrained_kills(kills, work / "faults", rng),
@@ -567,14 +573,22 @@ def run(inputs: int, kills: int, seed: int = 0, work: Path | None = None) -> dic
                 "two_servers_one_folder": fault_two_servers(work / "faults"),
             },
         }
-        result["seconds"] = round(time.perf_counter() - started, 1)
+        for name in sections:
+            section_started = time.perf_counter()
+            result[name] = steps[name]()
+            result.setdefault("seconds", {})[name] = round(time.perf_counter() - section_started, 1)
+            if on_section is not None:
+                on_section(result)
+        result["seconds"]["total"] = round(time.perf_counter() - started, 1)
     return result
 
 
 def summary(result: dict) -> dict:
-    imp, faults = result["importers"], result["faults"]
-    https = [result["http_faiss"], result["http_milvus"]]
+    empty_imp = {"inputs": 0, "rows": 0, "crashes": [], "dropped": [], "unnamed_rejects": []}
+    imp, faults = result.get("importers", empty_imp), result.get("faults", {})
+    https = [result[k] for k in ("http_faiss", "http_milvus") if k in result]
     return {
+        "sections": [k for k in SECTIONS if k in result],
         "inputs_tried": imp["inputs"] + sum(h["inputs"] for h in https),
         "importer_inputs": imp["inputs"], "importer_rows": imp["rows"],
         "http_requests": sum(h["inputs"] for h in https),
@@ -585,10 +599,10 @@ def summary(result: dict) -> dict:
         "faults_injected": sum(f.get("kills", f.get("rounds", 1)) for f in faults.values()),
         "acknowledged_writes": sum(f["acknowledged"] for f in faults.values()),
         "acknowledged_lost": sum(f["lost"] for f in faults.values()),
-        "refused_writes_resurrected": faults["enospc_wal"]["refused_but_present"],
+        "refused_writes_resurrected": faults.get("enospc_wal", {}).get("refused_but_present", 0),
         "failed_restarts_or_corrupt": sum(len(f.get("failed_restarts", f.get("corrupt", [])))
                                           for f in faults.values()),
-        "second_server_refused": faults["two_servers_one_folder"]["second_refused"],
+        "second_server_refused": faults.get("two_servers_one_folder", {}).get("second_refused"),
     }
 
 
@@ -598,20 +612,24 @@ def main() -> None:
                         help="Generated inputs per target (importers, each backend).")
     parser.add_argument("--kills", type=int, default=20, help="Kills (or ENOSPC rounds) per fault kind.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"Comma-separated subset of {SECTIONS}.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fuzz.json")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child(*args.child)
         return
-    result = run(args.inputs, args.kills, args.seed)
-    figures = summary(result)
-    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
-    payload = {"command": " ".join(sys.argv), "loadavg_after": load, "summary": figures, "details": result}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-    print(json.dumps(figures, indent=2))
-    print(f"wrote {args.out} ({result['seconds']} s, load {' '.join(load)})")
+    def save(result: dict) -> None:
+        load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
+        payload = {"command": " ".join(sys.argv), "loadavg_after": load, "summary": summary(result),
+                   "details": result}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    result = run(args.inputs, args.kills, args.seed, sections=sections, on_section=save)
+    print(json.dumps(summary(result), indent=2))
+    print(f"wrote {args.out} ({result['seconds']} s)")
 
 
 if __name__ == "__main__":
