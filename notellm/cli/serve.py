@@ -81,6 +81,7 @@ def serve(
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO))
     try:
         cfg = load_config(ServeConfig, config, set_ or [])
+        cfg.allowed_hosts.append(host)  # the bound interface answers under its own name (security.py)
         encoder = load_encoder(model, runtime, batch_size=cfg.embed_batch_size, threads=threads,
                                bf16=False)
         generator = LazyGenerator(generate_model) if generate_model else getattr(encoder, "model", None)

@@ -87,7 +87,8 @@ def test_service_round_trip_on_the_onnx_runtime(tiny_model_dir, onnx_fp32_dir, d
     torch_model = NoteLLMEncoder(load_encoder(tiny_model_dir).model, bf16=False)
     index = LocalNoteIndex.open(tmp_path / "index")
     np.testing.assert_allclose(index.vectors(["b1"]), torch_model.encode(export_notes[:1]), atol=1e-4)
-    with TestClient(create_app(index, encoder, ServeConfig(embed_max_wait_ms=1.0))) as client:
+    app = create_app(index, encoder, ServeConfig(embed_max_wait_ms=1.0))
+    with TestClient(app, base_url="http://localhost") as client:  # the Host check admits localhost
         health = client.get("/health").json()
         assert (health["runtime"], health["precision"], health["can_generate"]) == ("onnx", "fp32", False)
         added = {"note_id": "live", "title": "Roasted barley in a stout", "content": "How much roasted barley?"}
@@ -107,7 +108,8 @@ def test_generation_loads_the_pytorch_model_only_on_first_use(tiny_model_dir, on
     encoder = load_encoder(onnx_fp32_dir)
     index = LocalNoteIndex.open(LocalNoteIndex.create(tmp_path / "ix", export_notes, encoder.encode(export_notes)))
     generator = LazyGenerator(tiny_model_dir)
-    with TestClient(create_app(index, encoder, ServeConfig(), generator=generator)) as client:
+    app = create_app(index, encoder, ServeConfig(), generator=generator)
+    with TestClient(app, base_url="http://localhost") as client:
         assert client.get("/health").json()["can_generate"] is True and not generator.loaded
         body = client.post("/generate", json={"task": "category", "note_ids": ["b1"], "categories": ["beer", "ai"]})
         assert body.status_code == 200 and body.json()["results"][0]["category"] in ("beer", "ai")

@@ -51,7 +51,7 @@ def test_index_build_cli_then_serve_with_notellm(model_dir, tmp_path):
     assert index.dim == 16
     np.testing.assert_allclose(index.vectors(["beer-1"]), encoder.encode([notes[5]]), atol=1e-5)
     app = create_app(index, encoder, ServeConfig(embed_max_wait_ms=1.0), generator=encoder.model)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         assert client.get("/health").json()["runtime"] == "torch"
         body = client.get("/notes/beer-1/related", params={"k": 4}).json()
         assert len(body["items"]) == 4 and "beer-1" not in [i["note_id"] for i in body["items"]]
