@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 
-class JavaNotFoundError(RuntimeError):
+class JavaNotFoundError(FileNotFoundError):
     """No Java runtime for Spark."""
 
 
