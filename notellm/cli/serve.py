@@ -28,14 +28,25 @@ def build(
     out: Annotated[Path, typer.Option(help="Index folder to write.")],
     batch_size: Annotated[int, typer.Option(help="Notes per model forward pass.")] = 32,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing index folder.")] = False,
+    vectors: Annotated[Path | None, typer.Option(
+        help="Use these vectors instead of embedding: Parquet shards (`notellm embed --engine spark`) or .npz.")
+    ] = None,
 ) -> None:
-    """Embed every note of DATA with MODEL and write a durable index folder to OUT."""
+    """Embed every note of DATA with MODEL (or take --vectors) and write a durable index folder to OUT."""
     from notellm.data.store import frame_to_notes, load_notes
     from notellm.serve.build import build_index
     from notellm.serve.embedder import load_model
 
     try:
         notes = frame_to_notes(load_notes(data))
+        if vectors is not None:
+            from notellm.retrieval.note_embedder import index_from_vectors
+
+            path = index_from_vectors(notes, vectors, out, overwrite=overwrite,
+                                      info={"model": str(model.resolve()), "data": str(data.resolve()),
+                                            "vectors": str(vectors.resolve())})
+            typer.echo(f"indexed {len(notes)} notes into {path}")
+            return
         loaded = load_model(model)
         path = build_index(loaded, notes, out, batch_size=batch_size, overwrite=overwrite,
                            info={"model": str(model.resolve()), "data": str(data.resolve())})

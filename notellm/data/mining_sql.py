@@ -77,12 +77,16 @@ def mine_sql(run: SqlRunner, dialect: Dialect, cfg: MiningConfig) -> tuple[pd.Da
         SELECT u, note, ts, w,
                row_number() OVER (PARTITION BY u ORDER BY ts, rid_file, rid) - 1 AS pos
         FROM act WHERE note IN (SELECT note FROM known_notes)""")
-    n_known = int(run.row("SELECT count(*) FROM ranked")[0])
-    stats["events_unknown_note"] = stats["events_in"] - stats.get("events_other_action", 0) - n_known
     cap = cfg.max_events_per_user
+    kept_if = "TRUE" if cap is None else f"pos < {int(cap)}"
+    n_known, n_used, n_users, users_capped = (int(x) for x in run.row(
+        f"SELECT count(*), coalesce(sum(CASE WHEN {kept_if} THEN 1 ELSE 0 END), 0), "
+        f"count(DISTINCT CASE WHEN {kept_if} THEN u END), count(DISTINCT CASE WHEN NOT ({kept_if}) THEN u END) "
+        "FROM ranked"))
+    stats["events_unknown_note"] = stats["events_in"] - stats.get("events_other_action", 0) - n_known
     if cap is not None:
-        over, users_capped = run.row(f"SELECT count(*), count(DISTINCT u) FROM ranked WHERE pos >= {int(cap)}")
-        stats.update(events_over_user_cap=int(over), users_capped=int(users_capped))
+        stats.update(events_over_user_cap=n_known - n_used, users_capped=users_capped)
+    stats.update(events_used=n_used, users=n_users)
     kept = "ranked" if cap is None else f"(SELECT * FROM ranked WHERE pos < {int(cap)})"
     gap = cfg.max_gap_ns()
     if gap is None:
@@ -99,7 +103,6 @@ def mine_sql(run: SqlRunner, dialect: Dialect, cfg: MiningConfig) -> tuple[pd.Da
             JOIN (SELECT u, count(*) AS n_u, CAST(1 AS DOUBLE) / count(DISTINCT note) AS inv_n
                   FROM {kept} x GROUP BY u) n ON n.u = e.u
         ) s""")
-    stats["events_used"], stats["users"] = (int(x) for x in run.row("SELECT count(*), count(DISTINCT u) FROM ev"))
     if cfg.symmetric:
         na, nb = "least(a.note, b.note)", "greatest(a.note, b.note)"
     else:
