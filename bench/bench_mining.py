@@ -1,79 +1,140 @@
-"""Benchmark co-occurrence pair mining on a synthetic power-law behaviour log.
+"""Benchmark co-occurrence pair mining with each engine (pandas, DuckDB, Spark) on a synthetic power-law log.
 
-    PYTHONPATH=. python bench/bench_mining.py --events 10000000 --notes 1000000 --out bench/results/mining.json
+    PYTHONPATH=. python bench/bench_mining.py --events 10000000 --notes 1000000 --engines pandas,duckdb,spark
+    PYTHONPATH=. python bench/bench_mining.py --events 100000000 --notes 10000000 --engines duckdb \
+        --duckdb-memory-limit 6GB
 
-Users and notes are drawn with Zipf-like popularity (p_i ∝ 1/(i+1)^alpha), timestamps uniformly over one week
-(the paper mines one week of logs). Only `mine_pairs_with_stats` is timed; generating the log is reported apart.
-Peak RSS is the process's `ru_maxrss` (it includes the generated log itself); the RSS just before mining is
-printed too, so the difference is what mining added. The machine is shared: the load average at start and end is
-recorded, and wall times on a busy machine are upper bounds.
+The log (users and notes drawn with Zipf-like popularity p_i ∝ 1/(i+1)^alpha, timestamps uniform over one week, as
+the paper mines one week) is written once to Parquet under --workdir in chunks (memory stays ~1 GiB whatever its
+size) and reused by later runs with the same parameters; it is never committed. Each engine then runs in a fresh
+child process that reads that Parquet and mines it (`mine_with_engine`: pandas reads the file into memory, DuckDB
+streams it, Spark reads it on its executors). Measured from outside, over the child's whole process tree (Spark's
+JVM included): wall time, CPU time (user + system) and peak resident memory (sum over the tree, sampled every
+0.1 s). The engines' pairs are compared (count and a digest of ids and 9-decimal scores). The machine is shared:
+the load average is recorded, and wall times on a busy machine are upper bounds.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
-import platform
-import resource
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from notellm.data.mining import MiningConfig, mine_pairs_with_stats
-from notellm.machine import cpu_model  # noqa: E402
-
-
-def _rss_mib() -> float:
-    """Current resident set size (MiB) from /proc/self/statm."""
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+REPO = Path(__file__).resolve().parents[1]
+CHUNK = 5_000_000  # events generated per Parquet row group
 
 
-def _cpu_seconds() -> float:
-    """User + system CPU seconds of this process (less sensitive than wall time to other jobs on the machine)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def _zipf_choice(rng: np.random.Generator, n_items: int, size: int, alpha: float) -> np.ndarray:
+def _zipf_sampler(rng: np.random.Generator, n_items: int, alpha: float):
+    """A function drawing item ids with p_i ∝ 1/(i+1)^alpha; popularity not tied to id order."""
     weights = 1.0 / np.arange(1, n_items + 1, dtype=np.float64) ** alpha
     cdf = np.cumsum(weights)
     cdf /= cdf[-1]
-    picks = np.searchsorted(cdf, rng.random(size), side="right")  # (size,)
-    return rng.permutation(n_items)[np.minimum(picks, n_items - 1)]  # popularity not tied to id order
+    perm = rng.permutation(n_items)
+    return lambda size: perm[np.minimum(np.searchsorted(cdf, rng.random(size), side="right"), n_items - 1)]
 
 
-def synthetic_log(
-    n_events: int, n_notes: int, n_users: int, alpha_users: float, alpha_notes: float, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A power-law log: (events with user_id, note_id, timestamp, action, weight; notes with note_id, category)."""
+def write_synthetic_log(folder: Path, n_events: int, n_notes: int, n_users: int, alpha_users: float,
+                        alpha_notes: float, seed: int) -> Path:
+    """notes.parquet (note_id, category) and events.parquet (user_id, note_id, timestamp ns UTC, action, weight)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    done = folder / "DONE"
+    if done.is_file():
+        return folder
     rng = np.random.default_rng(seed)
-    users = _zipf_choice(rng, n_users, n_events, alpha_users)
-    notes = _zipf_choice(rng, n_notes, n_events, alpha_notes)
+    note_ids = pa.array(np.char.add("n", np.arange(n_notes).astype(str)))
+    pq.write_table(pa.table({"note_id": note_ids, "category": pa.array(
+        np.char.add("c", (np.arange(n_notes) % 50).astype(str)))}), folder / "notes.parquet")
+    users, notes = _zipf_sampler(rng, n_users, alpha_users), _zipf_sampler(rng, n_notes, alpha_notes)
     start = pd.Timestamp("2024-01-01", tz="UTC").value
     week = 7 * 24 * 3600 * 10**9
-    ts = start + rng.integers(0, week, n_events)
-    note_ids = "n" + pd.Series(np.arange(n_notes)).astype("str")  # pandas' compact (Arrow-backed) strings
-    events = pd.DataFrame(
-        {
-            "user_id": "u" + pd.Series(users).astype("str"),
-            "note_id": note_ids.take(notes).reset_index(drop=True),
-            "timestamp": pd.to_datetime(ts, utc=True),
-            "action": "click",
-            "weight": 1.0,
-        }
-    )
-    notes_df = pd.DataFrame({"note_id": note_ids, "category": "c" + pd.Series(np.arange(n_notes) % 50).astype("str")})
-    return events, notes_df
+    schema = pa.schema([("user_id", pa.string()), ("note_id", pa.string()), ("timestamp", pa.timestamp("ns", tz="UTC")),
+                        ("action", pa.string()), ("weight", pa.float64())])
+    with pq.ParquetWriter(folder / "events.parquet", schema) as writer:
+        for begin in range(0, n_events, CHUNK):
+            size = min(CHUNK, n_events - begin)
+            u = np.char.add("u", users(size).astype(str))
+            writer.write_table(pa.table({
+                "user_id": pa.array(u), "note_id": note_ids.take(pa.array(notes(size))),
+                "timestamp": pa.array(start + rng.integers(0, week, size), pa.timestamp("ns", tz="UTC")),
+                "action": pa.array(["click"] * size), "weight": pa.array(np.ones(size)),
+            }, schema=schema))
+    (folder / "manifest.json").write_text("{}")
+    done.write_text("ok")
+    return folder
+
+
+def run_engine(folder: Path, engine: str, window: int, max_gap: str | None, duckdb_memory: str,
+               spark_master: str, spark_conf: list[str]) -> dict:
+    """In the child process: mine with one engine; pairs digest and counts on stdout as JSON."""
+    from notellm.data.mining import MiningConfig
+    from notellm.data.mining_engine import DuckDBSettings, SparkSettings, mine_with_engine, open_engine
+    from notellm.spark_session import parse_conf
+
+    notes = pd.read_parquet(folder / "notes.parquet")
+    cfg = MiningConfig(window=window, max_gap=max_gap)
+    miner = open_engine(engine, folder, notes, duckdb=DuckDBSettings(memory_limit=duckdb_memory,
+                                                                      temp_directory=str(folder / "duckdb_tmp")),
+                        spark=SparkSettings(master=spark_master, conf=parse_conf(spark_conf)))
+    try:
+        pairs, stats = mine_with_engine(miner, notes, cfg)
+    finally:
+        miner.close()
+    digest = hashlib.sha256()
+    for column in ("note_id_a", "note_id_b"):
+        digest.update("\x1f".join(pairs[column].astype(str)).encode())
+    digest.update(np.rint(pairs["score"].to_numpy() * 1e9).astype(np.int64).tobytes())
+    return {"pairs": len(pairs), "pairs_sha256": digest.hexdigest(), "stats": stats}
+
+
+def _measure(cmd: list[str], timeout_s: float) -> dict:
+    """Run `cmd`; wall, CPU (whole process tree) and peak tree RSS sampled every 0.1 s."""
+    import psutil
+
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    root = psutil.Process(proc.pid)
+    cpu: dict[int, float] = {}
+    peak = 0
+    while proc.poll() is None:
+        if time.perf_counter() - started > timeout_s:
+            for p in [root, *root.children(recursive=True)]:
+                p.kill()
+            raise TimeoutError(f"{cmd} ran past {timeout_s} s")
+        rss = 0
+        try:
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            break
+        for p in tree:
+            try:
+                with p.oneshot():
+                    rss += p.memory_info().rss
+                    t = p.cpu_times()
+                    cpu[p.pid] = t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        peak = max(peak, rss)
+        time.sleep(0.1)
+    out, err = proc.communicate()
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"{shlex.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
+    result = json.loads(out.strip().splitlines()[-1])
+    result.update(wall_seconds=round(wall, 1), cpu_seconds=round(sum(cpu.values()), 1),
+                  peak_tree_rss_gib=round(peak / 2**30, 2))
+    return result
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -85,68 +146,61 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--alpha-notes", type=float, default=0.9)
     parser.add_argument("--window", type=int, default=10)
     parser.add_argument("--max-gap", default=None)
-    parser.add_argument("--chunk-events", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("bench/results/mining.json"))
+    parser.add_argument("--engines", default="pandas,duckdb,spark")
+    parser.add_argument("--duckdb-memory-limit", default="6GB")
+    parser.add_argument("--spark-master", default="local[2]")
+    parser.add_argument("--spark-conf", action="append", default=[])
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per engine run")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/notellm-bench-mining"))
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--run-engine", default=None, help=argparse.SUPPRESS)  # internal: the measured child
     args = parser.parse_args(argv)
     n_users = args.users or max(args.events // 20, 1)
+    folder = args.workdir / (f"e{args.events}_n{args.notes}_u{n_users}_a{args.alpha_users}_{args.alpha_notes}"
+                             f"_s{args.seed}")
+    if args.run_engine:
+        print(json.dumps(run_engine(folder, args.run_engine, args.window, args.max_gap, args.duckdb_memory_limit,
+                                    args.spark_master, args.spark_conf)))
+        return {}
+    from notellm.machine import cpu_model
 
-    load_start = os.getloadavg()
     t0 = time.perf_counter()
-    events, notes = synthetic_log(args.events, args.notes, n_users, args.alpha_users, args.alpha_notes, args.seed)
+    write_synthetic_log(folder, args.events, args.notes, n_users, args.alpha_users, args.alpha_notes, args.seed)
     gen_s = time.perf_counter() - t0
-    rss_before = _rss_mib()
-    cfg = MiningConfig(window=args.window, max_gap=args.max_gap, chunk_events=args.chunk_events)
-    t1, cpu1 = time.perf_counter(), _cpu_seconds()
-    pairs, stats = mine_pairs_with_stats(events, notes, cfg, progress=True)
-    mine_s, mine_cpu = time.perf_counter() - t1, _cpu_seconds() - cpu1
-    load_end = os.getloadavg()
-
-    result = {
-        "command": "PYTHONPATH=. python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
-        "machine": {
-            "nproc": os.cpu_count(),
-            "cpu": cpu_model(),
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "pandas": pd.__version__,
-        },
-        "loadavg_start": [round(x, 2) for x in load_start],
-        "loadavg_end": [round(x, 2) for x in load_end],
+    argv_list = list(argv if argv is not None else sys.argv[1:])
+    result: dict = {
+        "command": "PYTHONPATH=. python bench/bench_mining.py " + shlex.join(argv_list),
+        "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "memory_gib": round(
+            os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
         "shared_machine_note": "other engineers' jobs share these CPUs; see the load averages",
-        "events": args.events,
-        "notes": args.notes,
-        "users": n_users,
-        "config": {"window": args.window, "max_gap": args.max_gap, "chunk_events": args.chunk_events},
-        "generate_seconds": round(gen_s, 2),
-        "mine_seconds": round(mine_s, 2),
-        "mine_cpu_seconds": round(mine_cpu, 2),
-        "events_per_second": round(args.events / mine_s),
-        "rss_before_mining_mib": round(rss_before, 1),
-        "peak_rss_mib": round(_peak_rss_mib(), 1),
-        "mining_stats": stats,
-        "pairs": len(pairs),
+        "events": args.events, "notes": args.notes, "users": n_users,
+        "config": {"window": args.window, "max_gap": args.max_gap, "duckdb_memory_limit": args.duckdb_memory_limit,
+                   "spark_master": args.spark_master, "spark_conf": args.spark_conf},
+        "generate_seconds": round(gen_s, 1),
+        "events_parquet_gib": round((folder / "events.parquet").stat().st_size / 2**30, 2),
+        "engines": {},
     }
-    rows = [
-        ("events", f"{args.events:,}"),
-        ("notes", f"{args.notes:,}"),
-        ("users", f"{n_users:,}"),
-        ("window / max_gap", f"{args.window} / {args.max_gap}"),
-        ("generate log (s)", f"{gen_s:.1f}"),
-        ("mine pairs, wall (s)", f"{mine_s:.1f}"),
-        ("mine pairs, CPU user+sys (s)", f"{mine_cpu:.1f}"),
-        ("candidate pairs", f"{stats['candidate_pairs']:,}"),
-        ("pairs kept", f"{len(pairs):,}"),
-        ("RSS before mining (MiB)", f"{rss_before:,.0f}"),
-        ("peak RSS (MiB)", f"{_peak_rss_mib():,.0f}"),
-        ("load avg start / end", f"{load_start[0]:.2f} / {load_end[0]:.2f}"),
-        ("machine", f"{os.cpu_count()} CPUs, {cpu_model()}"),
-    ]
-    width = max(len(k) for k, _ in rows)
-    print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    for engine in args.engines.split(","):
+        load_start = os.getloadavg()
+        cmd = [sys.executable, str(Path(__file__).resolve()), *argv_list, "--run-engine", engine]
+        try:
+            run = _measure(cmd, args.timeout)
+        except (RuntimeError, TimeoutError) as exc:
+            run = {"error": str(exc)[-2000:]}
+        run["loadavg_start"] = [round(x, 2) for x in load_start]
+        run["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+        result["engines"][engine] = run
+        print(engine, json.dumps({k: v for k, v in run.items() if k != "stats"}), flush=True)
+    digests = {e: r.get("pairs_sha256") for e, r in result["engines"].items() if "pairs_sha256" in r}
+    result["identical_pairs"] = len(set(digests.values())) == 1 if digests else None
+    out = args.out or REPO / "bench" / "results" / f"mining_{args.events}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(out.read_text()) if out.is_file() else {}
+    if previous.get("events") == args.events and previous.get("notes") == args.notes:
+        result["engines"] = {**previous.get("engines", {}), **result["engines"]}  # runs of other engines stay
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
     return result
 
 

@@ -3,7 +3,8 @@
 notellm import stackexchange ../shared/data/stackexchange --out notellm-data/stackexchange
 notellm mine notellm-data/stackexchange --max-gap 30d
 notellm mine notellm-data/stackexchange --engine duckdb --duckdb-memory-limit 8GB
-notellm mine notellm-data/stackexchange --engine spark --spark-master spark://host:7077 --spark-conf spark.executor.memory=8g
+notellm mine notellm-data/stackexchange --engine spark --spark-master spark://host:7077 \
+    --spark-conf spark.executor.memory=8g
 notellm data stats notellm-data/stackexchange
 """
 

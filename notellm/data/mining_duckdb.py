@@ -86,7 +86,8 @@ class DuckDBEngine:
         return np.asarray(got, dtype=np.int64)
 
     def event_note_ids(self, time_range: TimeRange) -> set[str]:
-        return {r[0] for r in self.con.execute(f"SELECT DISTINCT note FROM ({self._raw_sql(time_range)}) r").fetchall()}
+        rows = self.con.execute(f"SELECT DISTINCT note FROM ({self._raw_sql(time_range)}) r").fetchall()
+        return {r[0] for r in rows}
 
     def close(self) -> None:
         self.con.close()

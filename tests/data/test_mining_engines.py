@@ -94,13 +94,18 @@ def test_duckdb_matches_pandas(events, cfg, tmp_path):
     _assert_same(events, cfg, "duckdb", tmp_path)
 
 
+@pytest.mark.spark
 @settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(events=logs(), cfg=configs())
 def test_spark_matches_pandas(spark, events, cfg, tmp_path):
     _assert_same(events, cfg, "spark", tmp_path)
 
 
-def test_hand_built_ties_duplicates_and_cap_on_every_engine(spark, tmp_path):
+ENGINES = ["duckdb", pytest.param("spark", marks=pytest.mark.spark)]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_hand_built_ties_duplicates_and_cap(engine, tmp_path, request):
     """Equal timestamps keep file order; repeats vote once; the cap keeps each user's first events."""
     rows = [("u1", "n1", 0), ("u1", "n3", 0), ("u1", "n2", 0), ("u1", "n3", 1), ("u1", "n0", 9),  # ties: file order
             ("u2", "n1", 5), ("u2", "n2", 5), ("u2", "n1", 5), ("u2", "n2", 5),  # a repeated A->B
@@ -115,11 +120,12 @@ def test_hand_built_ties_duplicates_and_cap_on_every_engine(spark, tmp_path):
         ("n1", "n3"): round(1 / 3, 9), ("n3", "n2"): round(1 / 3, 9), ("n2", "n3"): round(1 / 3, 9),
         ("n1", "n2"): 0.5, ("n2", "n1"): 0.5}
     assert stats["events_over_user_cap"] == 1 and stats["users_capped"] == 1 and stats["users"] == 3
-    for name in ("duckdb", "spark"):
-        _assert_same(events, cfg, name, tmp_path)
+    if engine == "spark":
+        request.getfixturevalue("spark")
+    _assert_same(events, cfg, engine, tmp_path)
 
 
-@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_stackexchange_mine_and_split_identical(engine, stackexchange_dir, tmp_path, request):
     """The shipped data through `mine_and_split`: same pairs.parquet, note splits, warm pairs and manifest counts."""
     from notellm.data.prepare import mine_and_split
@@ -146,6 +152,7 @@ def test_stackexchange_mine_and_split_identical(engine, stackexchange_dir, tmp_p
     assert want["stats"]["events_over_user_cap"] > 0 and want["stats"]["pairs"] > 1_000
 
 
+@pytest.mark.spark
 def test_spark_reads_jsonl_and_csv_events(spark, tmp_path):
     """Spark mines a JSONL or CSV log (ISO and Unix-second timestamps) to the pandas engine's pairs."""
     events = pd.DataFrame({"user_id": ["u1", "u1", "u1", "u2", "u2"], "note_id": ["n1", "n2", "n3", "n2", "n3"],
@@ -165,6 +172,7 @@ def test_spark_reads_jsonl_and_csv_events(spark, tmp_path):
         pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=0, atol=1e-9)
 
 
+@pytest.mark.spark
 def test_spark_rejects_events_without_required_columns(spark, tmp_path):
     from notellm.data.mining_spark import SparkEngine
 

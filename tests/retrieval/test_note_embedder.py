@@ -75,6 +75,7 @@ def test_shards_round_trip_and_bad_shards(tmp_path):
         read_vectors(tmp_path / "nothing")
 
 
+@pytest.mark.spark
 def test_spark_embedding_matches_local_and_builds_an_index(spark, model_dir, data_dir, tmp_path):
     """Same vectors from Spark local[2] (3 shards, batches of 2) as from the local loop; index build reads them."""
     from notellm.retrieval.embed_spark import SparkEmbedConfig, embed_with_spark
