@@ -58,7 +58,8 @@ def write_synthetic_log(folder: Path, n_events: int, n_notes: int, n_users: int,
     users, notes = _zipf_sampler(rng, n_users, alpha_users), _zipf_sampler(rng, n_notes, alpha_notes)
     start = pd.Timestamp("2024-01-01", tz="UTC").value
     week = 7 * 24 * 3600 * 10**9
-    schema = pa.schema([("user_id", pa.string()), ("note_id", pa.string()), ("timestamp", pa.timestamp("ns", tz="UTC")),
+    ns_utc = pa.timestamp("ns", tz="UTC")
+    schema = pa.schema([("user_id", pa.string()), ("note_id", pa.string()), ("timestamp", ns_utc),
                         ("action", pa.string()), ("weight", pa.float64())])
     with pq.ParquetWriter(folder / "events.parquet", schema) as writer:
         for begin in range(0, n_events, CHUNK):
