@@ -17,6 +17,10 @@ filtered) log; this down-weights users who engage with everything. Choices, stat
 - Top t per source note by score; ties broken by note id (ascending), since note codes follow sorted note ids.
 - `balance_per_combination` keeps at most that many pairs per (category_a, category_b) combination, chosen at
   random with `seed` (paper: "a fixed number of pairs per category combination"), after the top-t cut.
+- `max_events_per_user` (off by default) keeps each user's first events only (a crawler or bot must not dominate
+  the scores or, on Spark, stall one partition); N_u is counted on what is kept and the manifest counts the rest.
+This module is the pandas engine and the reference: DuckDB and Spark (mining_engine.py, mining_sql.py) give the
+same pairs, scores and counts, and share `finish_pairs` (order, balancing) with it.
 Vectorised: events sorted by (user, time); for offset k = 1..w the successor of event i is event i+k (a shifted
 array), kept while it belongs to the same user (and within the gap). Users are processed in chunks of about
 `chunk_events` events so memory stays bounded; partial sums are merged with a groupby on int64 pair codes.
