@@ -1,7 +1,8 @@
 """The pair-mining rule as SQL window functions, shared by the DuckDB and Spark engines (no quadratic self-join).
 
 Input: a view `raw` (u, note STRING, ts BIGINT ns, rid_file STRING, rid BIGINT, action STRING, w DOUBLE) and a
-view `known_notes` (note). Steps, mirroring mining.py exactly:
+view `known_notes` (note, code): code = the note's rank among the sorted note ids, so integer codes order exactly as
+the ids do and joins and aggregations hash integers, not strings. Steps, mirroring mining.py exactly:
 1. keep the configured actions and the known notes; number each user's events `pos` = 0, 1, ... by
    (ts, rid_file, rid), the file order the pandas engine keeps for equal timestamps; drop pos >= the per-user cap;
 2. kmax = how many successors an event may pair with: min(window, events left), and with a max gap the last
@@ -19,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from notellm.data import schema as S
@@ -62,7 +64,7 @@ def _double(value: float) -> str:
 
 
 def mine_sql(run: SqlRunner, dialect: Dialect, cfg: MiningConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Top-t pairs (note_id_a, note_id_b, score) of the `raw` view and the step counts, as mining.py counts them."""
+    """Top-t pairs (note codes a, b and score) of the `raw` view and the step counts, as mining.py counts them."""
     stats: dict[str, Any] = {}
     if cfg.actions is not None:
         wanted = ", ".join(dialect.quote(a) for a in cfg.actions)
@@ -74,9 +76,9 @@ def mine_sql(run: SqlRunner, dialect: Dialect, cfg: MiningConfig) -> tuple[pd.Da
         stats["events_in"] = int(run.row("SELECT count(*) FROM raw")[0])
         run.view("act", "SELECT * FROM raw")
     run.table("ranked", """
-        SELECT u, note, ts, w,
-               row_number() OVER (PARTITION BY u ORDER BY ts, rid_file, rid) - 1 AS pos
-        FROM act WHERE note IN (SELECT note FROM known_notes)""")
+        SELECT a.u, k.code AS note, a.ts, a.w,
+               row_number() OVER (PARTITION BY a.u ORDER BY a.ts, a.rid_file, a.rid) - 1 AS pos
+        FROM act a JOIN known_notes k ON k.note = a.note""")
     cap = cfg.max_events_per_user
     kept_if = "TRUE" if cap is None else f"pos < {int(cap)}"
     n_known, n_used, n_users, users_capped = (int(x) for x in run.row(
@@ -127,9 +129,21 @@ def mine_sql(run: SqlRunner, dialect: Dialect, cfg: MiningConfig) -> tuple[pd.Da
         f"coalesce(sum(CASE WHEN score > {upper} THEN 1 ELSE 0 END), 0) FROM scored")
     stats.update(candidate_pairs=int(n_cand), below_lower=int(n_below), above_upper=int(n_above))
     top = run.frame(f"""
-        SELECT na AS {S.NOTE_ID_A}, nb AS {S.NOTE_ID_B}, score AS {S.SCORE} FROM (
+        SELECT na AS a, nb AS b, score FROM (
             SELECT na, nb, score, row_number() OVER (PARTITION BY na ORDER BY score DESC, nb) AS r
             FROM scored WHERE score >= {lower} AND score <= {upper}
         ) t WHERE r <= {int(cfg.top_t)}""")
     stats["cut_by_top_t"] = int(n_cand) - int(n_below) - int(n_above) - len(top)
     return top, stats
+
+
+def known_notes_frame(note_ids: pd.Index) -> pd.DataFrame:
+    """The `known_notes` view's rows: each sorted note id with its code (position)."""
+    return pd.DataFrame({"note": note_ids.to_numpy(dtype=object), "code": np.arange(len(note_ids), dtype=np.int64)})
+
+
+def codes_to_ids(top: pd.DataFrame, note_ids: pd.Index) -> pd.DataFrame:
+    """The engine's (a, b, score) codes as (note_id_a, note_id_b, score)."""
+    return pd.DataFrame({S.NOTE_ID_A: note_ids.take(top["a"].to_numpy(np.int64)),
+                         S.NOTE_ID_B: note_ids.take(top["b"].to_numpy(np.int64)),
+                         S.SCORE: top["score"].to_numpy(np.float64)})
