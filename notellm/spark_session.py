@@ -18,7 +18,7 @@ class JavaNotFoundError(FileNotFoundError):
     """No Java runtime for Spark."""
 
 
-def find_java_home() -> str:
+def find_java_home(jvm_dir: Path = Path("/usr/lib/jvm")) -> str:
     """JAVA_HOME for Spark: the environment's if valid, else derived from `java` on PATH or /usr/lib/jvm.
 
     Raises:
@@ -30,7 +30,7 @@ def find_java_home() -> str:
     java = shutil.which("java")
     if java:
         return str(Path(java).resolve().parent.parent)  # .../jvm/java-17-openjdk-amd64/bin/java -> JDK root
-    candidates = sorted(Path("/usr/lib/jvm").glob("*/bin/java")) if Path("/usr/lib/jvm").is_dir() else []
+    candidates = sorted(jvm_dir.glob("*/bin/java")) if jvm_dir.is_dir() else []
     if candidates:
         return str(candidates[-1].parent.parent)
     raise JavaNotFoundError("Spark needs Java 17 or newer and none was found (no JAVA_HOME, no `java` on PATH, "
