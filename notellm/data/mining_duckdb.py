@@ -18,7 +18,7 @@ import pandas as pd
 from notellm.data import schema as S
 from notellm.data.mining import MiningConfig
 from notellm.data.mining_engine import DuckDBSettings, TimeRange
-from notellm.data.mining_sql import DUCKDB, codes_to_ids, known_notes_frame, mine_sql
+from notellm.data.mining_sql import DUCKDB, known_notes_frame, mine_sql
 
 
 class DuckDBEngine:
@@ -35,7 +35,6 @@ class DuckDBEngine:
         self.con = duckdb.connect(config={"memory_limit": settings.memory_limit, "temp_directory": self.temp_dir,
                                           "preserve_insertion_order": False,
                                           **({"threads": settings.threads} if settings.threads else {})})
-        self.note_ids = note_ids
         self.con.register("known_notes_df", known_notes_frame(note_ids))
         self.con.execute("CREATE TEMP TABLE known_notes AS SELECT note, code FROM known_notes_df")
         self.con.unregister("known_notes_df")
@@ -77,8 +76,7 @@ class DuckDBEngine:
                   ) -> tuple[pd.DataFrame, dict[str, Any]]:
         self.view("raw", self._raw_sql(time_range))
         try:
-            top, stats = mine_sql(self, DUCKDB, cfg)
-            return codes_to_ids(top, self.note_ids), stats
+            return mine_sql(self, DUCKDB, cfg)
         finally:
             for name in ("ranked", "ev", "scored"):
                 self.con.execute(f"DROP TABLE IF EXISTS {name}")

@@ -5,8 +5,8 @@ each user's events, score s(A→B) = Σ 1/N_u, bound by [l, u], keep the top t p
 that is engine-independent and shared (`finish_pairs`: canonical order and the seeded category balancing; then the
 note split and the warm holdout in prepare.py), so the engines cannot drift apart there.
 
-Every engine sees the same events (`events_before`/`events_from` restrict them in time for the warm holdout) and
-returns pairs as note ids; `mine_with_engine` maps them to codes of the sorted note ids and finishes them.
+Every engine sees the same events (a `TimeRange` restricts them for the warm holdout) and returns pairs as note
+codes (positions in the sorted note ids, whose order is the ids' order); `mine_with_engine` finishes them.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class PairEngine(Protocol):
 
     def top_pairs(self, cfg: MiningConfig, time_range: TimeRange | None = None
                   ) -> tuple[pd.DataFrame, dict[str, Any]]:
-        """(note_id_a, note_id_b, score) after bounds and top t, any row order; the step counts."""
+        """Columns a, b (note codes) and score after bounds and top t, any row order; the step counts."""
 
     def event_times_ns(self) -> np.ndarray:
         """The timestamp (ns) of every event, for the warm holdout's cut (collected on the driver)."""
@@ -98,8 +98,7 @@ class PandasEngine:
     def top_pairs(self, cfg: MiningConfig, time_range: TimeRange | None = None
                   ) -> tuple[pd.DataFrame, dict[str, Any]]:
         a, b, score, stats = top_pairs_pandas(self._select(time_range), self.note_ids, cfg, self.progress)
-        frame = pd.DataFrame({S.NOTE_ID_A: self.note_ids.take(a), S.NOTE_ID_B: self.note_ids.take(b), S.SCORE: score})
-        return frame, stats
+        return pd.DataFrame({"a": a, "b": b, "score": score}), stats
 
     def event_times_ns(self) -> np.ndarray:
         return self._times
@@ -116,11 +115,10 @@ def mine_with_engine(engine: PairEngine, notes_df: pd.DataFrame, cfg: MiningConf
     """Mine with `engine` and finish the pairs the shared way: the same result whichever engine ran."""
     note_ids = sorted_note_ids(notes_df)
     top, stats = engine.top_pairs(cfg, time_range)
-    a = note_ids.get_indexer(top[S.NOTE_ID_A].astype(str))
-    b = note_ids.get_indexer(top[S.NOTE_ID_B].astype(str))
-    if len(a) and (a.min() < 0 or b.min() < 0):
-        raise RuntimeError(f"engine {engine.name} returned pairs of notes outside the notes table")
-    score = top[S.SCORE].to_numpy(np.float64)
+    a, b = top["a"].to_numpy(np.int64), top["b"].to_numpy(np.int64)
+    if len(a) and (min(a.min(), b.min()) < 0 or max(a.max(), b.max()) >= len(note_ids)):
+        raise RuntimeError(f"engine {engine.name} returned note codes outside the notes table")
+    score = top["score"].to_numpy(np.float64)
     return finish_pairs(a, b, score, notes_df, note_ids, cfg, stats), stats
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 from notellm.data import schema as S
 from notellm.data.mining import MiningConfig
 from notellm.data.mining_engine import SparkSettings, TimeRange
-from notellm.data.mining_sql import SPARK, codes_to_ids, known_notes_frame, mine_sql
+from notellm.data.mining_sql import SPARK, known_notes_frame, mine_sql
 from notellm.spark_session import spark_session
 
 _FILE_READERS = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".jsonl": "json", ".json": "json",
@@ -46,7 +46,6 @@ class SparkEngine:
         self.spark, self._created = spark_session(settings.master, settings.conf, "notellm-mine")
         self._cached: list[Any] = []
         self._load_events(events)
-        self.note_ids = note_ids
         self.spark.createDataFrame(known_notes_frame(note_ids)).createOrReplaceTempView("known_notes")
 
     def _load_events(self, source: str) -> None:
@@ -127,8 +126,7 @@ class SparkEngine:
                   ) -> tuple[pd.DataFrame, dict[str, Any]]:
         self.view("raw", self._raw_sql(time_range))
         try:
-            top, stats = mine_sql(self, SPARK, cfg)
-            return codes_to_ids(top, self.note_ids), stats
+            return mine_sql(self, SPARK, cfg)
         finally:
             for df in self._cached:
                 df.unpersist()

@@ -23,7 +23,6 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from notellm.data import schema as S
 from notellm.data.mining import MiningConfig
 
 
@@ -141,9 +140,3 @@ def known_notes_frame(note_ids: pd.Index) -> pd.DataFrame:
     """The `known_notes` view's rows: each sorted note id with its code (position)."""
     return pd.DataFrame({"note": note_ids.to_numpy(dtype=object), "code": np.arange(len(note_ids), dtype=np.int64)})
 
-
-def codes_to_ids(top: pd.DataFrame, note_ids: pd.Index) -> pd.DataFrame:
-    """The engine's (a, b, score) codes as (note_id_a, note_id_b, score)."""
-    return pd.DataFrame({S.NOTE_ID_A: note_ids.take(top["a"].to_numpy(np.int64)),
-                         S.NOTE_ID_B: note_ids.take(top["b"].to_numpy(np.int64)),
-                         S.SCORE: top["score"].to_numpy(np.float64)})
