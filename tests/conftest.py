@@ -43,3 +43,11 @@ def tiny_backbone_dir(tmp_path_factory) -> Path:
     from notellm.model.backbone import create_tiny_backbone
 
     return create_tiny_backbone(tmp_path_factory.mktemp("tiny_backbone"))
+
+
+@pytest.fixture(autouse=True)
+def _fp32_unless_asked(monkeypatch):
+    """`precision: auto` picks bf16 only on CPUs with bf16 units: pin the answer to "none" (fp32) so the suite
+    computes the same numbers on every machine (subprocesses inherit it); tests/core/test_precision.py forces
+    both ways."""
+    monkeypatch.setenv("NOTELLM_BF16_SUPPORT", "none")

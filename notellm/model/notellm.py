@@ -196,6 +196,12 @@ class NoteLLM(nn.Module):
         return NoteLLMOutput(embeddings, loss, n_labels)
 
     # --- inference ------------------------------------------------------------------------------------------------
+    def hold_weights_in(self, dtype: torch.dtype) -> NoteLLM:
+        """Cast the backbone's weights to `dtype` for inference (bf16 where it is computed natively: no autocast
+        casts per call); `proj` and `tau` stay float32. Returns self."""
+        self.causal_lm.to(dtype)
+        return self
+
     @contextlib.contextmanager
     def _inference(self, autocast: bool):
         was_training = self.training

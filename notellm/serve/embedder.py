@@ -40,8 +40,9 @@ def load_model(path: str | Path) -> Embedder:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from notellm.model.notellm import NoteLLM
+    from notellm.precision import inference_dtype
 
-    model = NoteLLM.from_pretrained(str(path))
+    model = NoteLLM.from_pretrained(str(path), dtype=inference_dtype())  # bf16 weights where bf16 is native
     if hasattr(model, "eval"):
         model.eval()
     return model

@@ -1,7 +1,7 @@
 """Typed training configuration: the `train:` section of a config YAML, and the root `TrainConfig` (model + train).
 
 Defaults follow the official NoteLLM script (method doc §5: AdamW, lr 3e-6, weight decay 1e-3, 10% warmup then
-linear decay, 1 epoch, α = 0.01, r = 0.4, bf16) except the batch, which is per process here (the paper's 8 pairs ×
+linear decay, 1 epoch, α = 0.01, r = 0.4; bf16 where the hardware has it) except the batch, which is per process here (the paper's 8 pairs ×
 8 GPUs = 64 pairs; the code's 16 × 8 = 128). The shipped YAMLs raise lr for the small SmolLM2 backbone.
 """
 
@@ -17,7 +17,7 @@ from notellm.config import load_config, read_config_file
 from notellm.model.notellm import NoteLLMConfig
 
 MODES = ("full", "lora", "top_n")
-PRECISIONS = ("bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp32")
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -82,8 +82,9 @@ class TrainArgs:
     """Stop cleanly at this optimizer step without changing the schedule (time-slicing, tests); 0 = run to the end."""
     gradient_checkpointing: bool = False
     """Recompute decoder activations in backward (less memory, ~30% more compute); for 7B backbones."""
-    precision: str = "bf16"
-    """`bf16` autocast (CPU and GPU, weights stay fp32) or `fp32`."""
+    precision: str = "auto"
+    """`auto` (bf16 where the hardware computes it natively, else fp32; notellm/precision.py), `bf16` autocast
+    (weights stay fp32) or `fp32`. An explicit choice wins, with a warning when it is the slower one here."""
     seed: int = 0
     """Seed of the sampler, the prompt-type draw and all RNGs."""
     no_duplicates: bool = True

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from pathlib import Path
 import torch
 
 from notellm.config import save_config
+from notellm.precision import PrecisionChoice, resolve_precision
 from notellm.train.checkpoint import (
     RunState,
     install_trainable_only_hooks,
@@ -67,6 +69,7 @@ class TrainResult:
     resumed_from: Path | None
     trainable_params: int
     total_params: int
+    precision: dict | None = None  # PrecisionChoice.as_dict(): what this invocation computed in, and its peak
 
 
 @dataclass
@@ -106,14 +109,14 @@ def refit_due(step: int, calibration_steps: int, refit_every: int) -> bool:
     return refit_every > 0 and step > calibration_steps and (step - calibration_steps) % refit_every == 0
 
 
-def _accelerator(args: TrainArgs):
+def _accelerator(args: TrainArgs, precision: PrecisionChoice):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, GradientState
 
     AcceleratorState._reset_state()  # each train() call is its own run (tests call it repeatedly in one process)
     GradientState._reset_state()
     return Accelerator(
-        mixed_precision="bf16" if args.precision == "bf16" else "no",
+        mixed_precision="bf16" if precision.bf16 else "no",
         gradient_accumulation_steps=args.grad_accum,
         step_scheduler_with_optimizer=False,
         cpu=not torch.cuda.is_available(),  # accelerate only sets up gloo multi-process CPU runs when told "cpu"
@@ -230,9 +233,12 @@ def train(cfg: TrainConfig) -> TrainResult:
     if not args.data_dir:
         raise ValueError("train.data_dir is empty: pass --data DIR (a folder with notes.parquet and pairs.parquet)")
     out_dir = Path(args.out_dir)
+    precision = resolve_precision(args.precision, "cuda" if torch.cuda.is_available() else "cpu", what="train")
     started = time.perf_counter()
-    accelerator = _accelerator(args)
+    accelerator = _accelerator(args, precision)
     main = accelerator.is_main_process
+    if main:
+        print(f"train precision: {precision.describe()}", file=sys.stderr, flush=True)
     set_seed(args.seed)
     if args.grad_cache_pairs and accelerator.distributed_type.value == "DEEPSPEED":
         raise ValueError(
@@ -423,6 +429,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         resumed_from=resumed_from,
         trainable_params=trainable,
         total_params=total,
+        precision=precision.as_dict(),
     )
     if main:
         payload = {k: (str(v) if isinstance(v, Path) else v) for k, v in result.__dict__.items()}
