@@ -6,7 +6,8 @@
 
 The hidden state is the last layer after the final norm (`AutoModel`'s `last_hidden_state`), right padding, the
 position of each row's last real token. `precision="auto"` (notellm/precision.py) holds the weights in bf16 where
-the hardware computes bf16 natively (~5x faster than fp32 there, slightly different numbers) and in fp32 elsewhere. The text is title + content truncated to `max_tokens` tokens.
+the hardware computes bf16 natively (~5x faster than fp32 there, slightly different numbers) and in fp32 elsewhere.
+The text is title + content truncated to `max_tokens` tokens.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ class LastTokenEncoder:
         batch_size: int = 16,
         precision: str = "auto",
     ) -> None:
-        import torch
         from transformers import AutoModel, AutoTokenizer
 
         from notellm.model.backbone import resolve_backbone

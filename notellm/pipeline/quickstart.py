@@ -416,7 +416,8 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
 
     # --- the serving artefacts: all notes embedded by NoteLLM, a FAISS index, the service's index ------------------
     metrics["index"] = stages.run("index", {"train": stages.hashes[f"train:{RUN_DIRS[MAIN]}"], "data": data_hash},
-                                  lambda: _build_index(ctx, trained[MAIN]["model_dir"], out, cfg.progress, cfg.precision))
+                                  lambda: _build_index(ctx, trained[MAIN]["model_dir"], out, cfg.progress,
+                                                       cfg.precision))
     if ctx.warm is not None:
         metrics["warm"] = stages.run(
             "eval:warm", {"index": stages.hashes["index"], "sbert": stages.hashes.get("train:sbert_finetuned")},

@@ -1,8 +1,9 @@
 """Typed training configuration: the `train:` section of a config YAML, and the root `TrainConfig` (model + train).
 
 Defaults follow the official NoteLLM script (method doc §5: AdamW, lr 3e-6, weight decay 1e-3, 10% warmup then
-linear decay, 1 epoch, α = 0.01, r = 0.4; bf16 where the hardware has it) except the batch, which is per process here (the paper's 8 pairs ×
-8 GPUs = 64 pairs; the code's 16 × 8 = 128). The shipped YAMLs raise lr for the small SmolLM2 backbone.
+linear decay, 1 epoch, α = 0.01, r = 0.4; bf16 where the hardware has it) except the batch, which is per process
+here (the paper's 8 pairs × 8 GPUs = 64 pairs; the code's 16 × 8 = 128).
+The shipped YAMLs raise lr for the small SmolLM2 backbone.
 """
 
 from __future__ import annotations
