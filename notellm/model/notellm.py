@@ -121,6 +121,7 @@ class NoteLLM(nn.Module):
             torch.manual_seed(cfg.init_seed)
             self.proj = nn.Linear(hidden_size, cfg.emb_dim, bias=False)  # hidden -> d
         self.tau = nn.Parameter(torch.tensor(float(cfg.tau_init)))
+        self.frozen_cache = None  # a FrozenLayerCache while only the top layers train (model/frozen_cache.py)
 
     # --- construction -----------------------------------------------------------------------------------------
     @classmethod
@@ -157,6 +158,8 @@ class NoteLLM(nn.Module):
     # --- forward ------------------------------------------------------------------------------------------------
     def _hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         decoder = self.causal_lm.get_decoder()
+        if self.frozen_cache is not None:
+            return self.frozen_cache.hidden(decoder, input_ids, attention_mask)
         out = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         return out.last_hidden_state  # (N, T, H), after the final norm
 

@@ -40,8 +40,20 @@ class TrainArgs:
     """Mode `lora`: adapter scaling numerator (scale = lora_alpha / lora_r)."""
     lora_dropout: float = 0.0
     """Mode `lora`: dropout on the adapter input (0 keeps runs bit-reproducible across resume)."""
+    lora_layers: int = 0
+    """Mode `lora`: put adapters only on the last N decoder layers (0 = every layer); the layers below are then
+    frozen and, with `cache_frozen_layers`, computed once per distinct input."""
     lora_target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
     """Mode `lora`: module names that get adapters (attention + MLP projections of Llama/Qwen2/Gemma3)."""
+    cache_frozen_layers: bool = True
+    """Modes `top_n` and `lora` with `lora_layers`: compute the frozen bottom layers once per distinct input and
+    keep their outputs (model/frozen_cache.py), so a step costs only the trainable layers. Exact (tested)."""
+    frozen_cache_mb: float = 1024
+    """Memory for the frozen-layer cache; older rows spill to a memory-mapped file under out_dir/frozen_cache."""
+    frozen_cache_disk_mb: float = 8192
+    """Disk for spilled rows (deleted when the run ends); beyond it evicted rows are recomputed when they recur."""
+    fused_adamw: bool = True
+    """Use torch's fused AdamW kernel (CPU and CUDA) when every trainable tensor is a float on one of them."""
     gcl: bool = True
     """Train the contrastive GCL term; false = CSFT only (embedding is zero-shot after SFT; paper Table 4)."""
     alpha: float = 0.01
@@ -123,6 +135,8 @@ class TrainArgs:
             raise ValueError(f"train.calibration_steps must be ≥ 2, got {self.calibration_steps}")
         if self.refit_every < 0:
             raise ValueError(f"train.refit_every must be ≥ 0, got {self.refit_every}")
+        if self.lora_layers < 0 or self.frozen_cache_mb < 0 or self.frozen_cache_disk_mb < 0:
+            raise ValueError("train.lora_layers, frozen_cache_mb and frozen_cache_disk_mb must be ≥ 0")
         for name in ("grad_cache_pairs", "max_steps", "stop_at_step", "checkpoint_every", "eval_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name} must be ≥ 0, got {getattr(self, name)}")

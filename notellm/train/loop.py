@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from notellm.config import save_config
+from notellm.model.frozen_cache import FrozenLayerCache
 from notellm.precision import PrecisionChoice, resolve_precision
 from notellm.train.checkpoint import (
     RunState,
@@ -40,7 +41,7 @@ from notellm.train.checkpoint import (
 from notellm.train.config import TrainArgs, TrainConfig
 from notellm.train.data import PairBatchSampler, PairData, load_pair_data
 from notellm.train.losses import notellm_loss
-from notellm.train.modes import apply_mode, count_parameters
+from notellm.train.modes import apply_mode, count_parameters, frozen_bottom_layers
 from notellm.train.step import training_step
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class TrainResult:
     resumed_from: Path | None
     trainable_params: int
     total_params: int
+    frozen_cache: dict | None = None  # FrozenLayerCache.stats() of this invocation (top_n / lora_layers modes)
     precision: dict | None = None  # PrecisionChoice.as_dict(): what this invocation computed in, and its peak
 
 
@@ -139,7 +141,10 @@ def _optimizer(model, args: TrainArgs) -> torch.optim.Optimizer:
         {"params": no_decay, "weight_decay": 0.0},
         {"params": tau, "weight_decay": 0.0, "lr": args.tau_lr or args.lr},
     ]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
+    params = decay + no_decay + tau
+    fused = args.fused_adamw and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=args.lr, betas=(0.9, 0.999), eps=1e-8,
+                             fused=fused or None)
 
 
 class MetricsLog:
@@ -268,6 +273,10 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     raw = NoteLLM.from_backbone(cfg.model, dtype=torch.float32)
     apply_mode(raw, args)
+    n_frozen = frozen_bottom_layers(raw, args)
+    if args.cache_frozen_layers and n_frozen > 0:
+        raw.frozen_cache = FrozenLayerCache(n_frozen, out_dir / "frozen_cache" / f"rank{accelerator.process_index}",
+                                            max_mb=args.frozen_cache_mb, max_disk_mb=args.frozen_cache_disk_mb)
     if args.gradient_checkpointing:
         raw.causal_lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     trainable, total = count_parameters(raw)
@@ -404,6 +413,11 @@ def train(cfg: TrainConfig) -> TrainResult:
     last = latest_checkpoint(out_dir)
     if last is None or last.name != f"step-{state.step:08d}":
         save_checkpoint(accelerator, out_dir, state.step, args.keep_checkpoints)
+    cache_stats = None
+    if raw.frozen_cache is not None:
+        cache_stats = raw.frozen_cache.stats()
+        raw.frozen_cache.close()
+        raw.frozen_cache = None
     model_dir = out_dir / MODEL_DIR
     if main:
         raw.save_pretrained(model_dir, merge_lora=True)
@@ -430,6 +444,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         trainable_params=trainable,
         total_params=total,
         precision=precision.as_dict(),
+        frozen_cache=cache_stats,
     )
     if main:
         payload = {k: (str(v) if isinstance(v, Path) else v) for k, v in result.__dict__.items()}
