@@ -184,7 +184,8 @@ def train_config(cfg: QuickstartConfig, data_dir: Path, out_dir: Path, seconds: 
         path = str(REPO_ROOT / "configs" / PRESETS[cfg.model])
     overrides = [f"model.backbone={cfg.model}", f"train.data_dir={data_dir}", f"train.out_dir={out_dir}",
                  f"train.max_seconds={max(1.0, seconds):.0f}", f"train.seed={cfg.seed}", "train.tensorboard=false",
-                 f"train.precision={cfg.precision}"]
+                 f"train.precision={cfg.precision}",
+                 f"train.val0_cache={Path(cfg.out).resolve() / 'runs' / 'val0_cache.json'}"]  # step 0 once for all
     # The preset's training section as it is (full fine-tuning, as the paper); the loop fits its LR schedule to
     # max_seconds, so a budgeted run still completes warmup and decay.
     return load_train_config(path, overrides + extra + list(cfg.overrides)), path

@@ -110,8 +110,12 @@ class TrainArgs:
     """Resume from the newest checkpoint in out_dir/checkpoints when one exists."""
     eval_every: int = 0
     """Validation loss on the val pairs every N optimizer steps (and at the end); 0 = never."""
-    val_max_pairs: int = 256
-    """Use at most this many val pairs for the validation loss."""
+    val_max_pairs: int = 64
+    """Use at most this many val pairs (the first ones, a fixed sample) for the validation loss. Validation time
+    counts inside `max_seconds` and is reserved for when the schedule is fitted to the budget."""
+    val0_cache: str = ""
+    """A JSON file holding the step-0 validation of the untrained model, shared by runs that differ only in α /
+    GCL (the quickstart's variants): computed once, reused by the others; empty = always compute."""
     log_every: int = 1
     """Write a metrics.jsonl row every N optimizer steps."""
     tensorboard: bool = True

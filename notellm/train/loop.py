@@ -18,6 +18,7 @@ Choices:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from notellm.config import save_config
 from notellm.model.frozen_cache import FrozenLayerCache
@@ -40,7 +42,7 @@ from notellm.train.checkpoint import (
 )
 from notellm.train.config import TrainArgs, TrainConfig
 from notellm.train.data import PairBatchSampler, PairData, load_pair_data
-from notellm.train.losses import notellm_loss
+from notellm.train.losses import gcl_loss
 from notellm.train.modes import apply_mode, count_parameters, frozen_bottom_layers
 from notellm.train.step import training_step
 
@@ -189,8 +191,12 @@ def _batch_notes(data: PairData, indices: list[int]):
     return [(data.notes[data.pairs[i][0]], data.notes[data.pairs[i][1]]) for i in indices]
 
 
-def validate(model, raw, collator, data: PairData, args: TrainArgs, accelerator) -> dict[str, float]:
-    """Mean GCL / CSFT / total loss on (at most `val_max_pairs`) val pairs, in file order, same negatives rule."""
+def validation_parts(model, raw, collator, data: PairData, args: TrainArgs, accelerator,
+                     progress: bool = False) -> dict[str, float]:
+    """Mean GCL and CSFT loss on (at most `val_max_pairs`) val pairs, in file order, same negatives rule.
+
+    Both parts are always computed, so one pass serves every α and the GCL-off ablation (`combine_validation`);
+    the extra cost is the LM head at the supervised positions only."""
     pairs = data.pairs[: args.val_max_pairs] if args.val_max_pairs else data.pairs
     sampler = PairBatchSampler(
         pairs,
@@ -200,36 +206,89 @@ def validate(model, raw, collator, data: PairData, args: TrainArgs, accelerator)
         no_duplicates=args.no_duplicates,
         shuffle=False,
     )
-    sums: dict[str, float] = {}
+    sums = {"csft": 0.0, "gcl": 0.0}
     n = sampler.batches_per_epoch(0)
     view = PairData(notes=data.notes, pairs=pairs)
     was_training = model.training
     model.eval()
-    need_generation = args.alpha > 0 or not args.gcl
     with torch.no_grad():
-        for micro in range(n):
+        for micro in tqdm(range(n), desc="validate", unit="batch", disable=not progress, leave=False,
+                          dynamic_ncols=True):
             indices = sampler.local_indices(micro, accelerator.process_index)
             batch = collator.collate(_batch_notes(view, indices), 10**9 + micro).to(accelerator.device)
-            out = model(batch, need_generation_loss=need_generation)
-            lo = notellm_loss(
-                out.embeddings if args.gcl else None,
-                raw.logit_scale if args.gcl else None,
-                out.generation_loss,
-                alpha=args.alpha,
-                use_gcl=args.gcl,
-            )
-            for key, value in lo.log_dict().items():
-                sums[key] = sums.get(key, 0.0) + value
+            out = model(batch, need_generation_loss=True)
+            sums["gcl"] += float(gcl_loss(out.embeddings, raw.logit_scale))
+            sums["csft"] += float(out.generation_loss)
     model.train(was_training)
     means = torch.tensor([sums[k] / n for k in sorted(sums)], device=accelerator.device)
     means = accelerator.reduce(means, reduction="mean")
-    return {f"val_{k}": float(v) for k, v in zip(sorted(sums), means.tolist(), strict=True)}
+    return dict(zip(sorted(sums), means.tolist(), strict=True))
+
+
+def combine_validation(parts: dict[str, float], args: TrainArgs) -> dict[str, float]:
+    """The metrics row of a validation: the run's loss L = (L_gcl + α·L_csft)/(1 + α) (a mean of per-batch losses
+    is this combination of the per-part means, L being linear in them) and the parts the run trains."""
+    if not args.gcl:
+        return {"val_loss": parts["csft"], "val_csft": parts["csft"]}
+    if args.alpha == 0:
+        return {"val_loss": parts["gcl"], "val_gcl": parts["gcl"]}
+    loss = (parts["gcl"] + args.alpha * parts["csft"]) / (1.0 + args.alpha)
+    return {"val_loss": loss, "val_csft": parts["csft"], "val_gcl": parts["gcl"]}
+
+
+def validate(model, raw, collator, data: PairData, args: TrainArgs, accelerator, progress: bool = False):
+    """The validation row (`val_loss`, `val_gcl`, `val_csft`) of the model as it is now."""
+    return combine_validation(validation_parts(model, raw, collator, data, args, accelerator, progress), args)
+
+
+def val0_key(cfg: TrainConfig, data: PairData, precision: str, world: int) -> str:
+    """What the untrained model's validation depends on: the model, the val sample, batching and precision (not α,
+    not GCL on/off, which only combine the parts differently)."""
+    from notellm.config import to_dict
+
+    args = cfg.train
+    pairs = data.pairs[: args.val_max_pairs] if args.val_max_pairs else data.pairs
+    notes = {i for pair in pairs for i in pair}
+    blob = json.dumps({
+        "model": to_dict(cfg.model), "pairs": pairs, "notes": sorted((data.notes[i].note_id, data.notes[i].title,
+                                                                      data.notes[i].content) for i in notes),
+        "train": {k: getattr(args, k) for k in ("batch_pairs", "seed", "hashtag_ratio", "no_duplicates", "mode",
+                                                "top_n_layers", "lora_r", "lora_alpha", "lora_layers",
+                                                "lora_target_modules")},
+        "precision": precision, "world": world}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:20]
+
+
+def _read_val0(path: str, key: str) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8")).get(key)
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _write_val0(path: str, key: str, entry: dict) -> None:
+    target = Path(path)
+    try:
+        table = json.loads(target.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        table = {}
+    table[key] = entry
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(table, indent=1), encoding="utf-8")
+    tmp.replace(target)
+
+
+def future_validations(step: int, total: int, eval_every: int) -> int:
+    """Validations still to run after `step` in a schedule of `total` steps: every `eval_every`, and at the end."""
+    if not eval_every:
+        return 0
+    return 1 + max(0, (total - 1) // eval_every - step // eval_every)
 
 
 def train(cfg: TrainConfig) -> TrainResult:
     """Train NoteLLM as `cfg` says; resumable, multi-process under accelerate/torchrun. See the module docstring."""
     from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
 
     from notellm.model.collate import PairCollator
     from notellm.model.notellm import NoteLLM
@@ -319,8 +378,21 @@ def train(cfg: TrainConfig) -> TrainResult:
     seconds_before = state.seconds
     loop_start = time.perf_counter()
     bar = tqdm(total=total_steps, initial=state.step, desc="train", unit="step", disable=not main, dynamic_ncols=True)
+    val_seconds = 0.0  # one validation's cost, reserved from the budget when the schedule is fitted
     if val_data is not None and state.step == 0:  # the zero-shot baseline the curve starts from
-        log.write({"step": 0, **validate(model, raw, collator, val_data, args, accelerator)})
+        key = val0_key(cfg, val_data, precision.name, accelerator.num_processes)
+        cached = _read_val0(args.val0_cache, key) if args.val0_cache else None
+        if cached is None:
+            t_val = time.perf_counter()
+            parts = validation_parts(model, raw, collator, val_data, args, accelerator, progress=main)
+            val_seconds = time.perf_counter() - t_val
+            if main and args.val0_cache:
+                _write_val0(args.val0_cache, key, {"parts": parts, "seconds": val_seconds})
+        else:
+            parts, val_seconds = cached["parts"], float(cached["seconds"])
+            if main:
+                logger.info("step-0 validation reused from %s", args.val0_cache)
+        log.write({"step": 0, **combine_validation(parts, args)})
     model.train()
     while state.step < total_steps:
         if args.stop_at_step and state.step >= args.stop_at_step:
@@ -363,7 +435,8 @@ def train(cfg: TrainConfig) -> TrainResult:
             now = time.perf_counter()
             pace = (now - paced_from[1]) / (state.step - paced_from[0])  # s/step since the last fit
             paced_from = (state.step, now)
-            remaining = args.max_seconds - (now - started)
+            reserved = val_seconds * future_validations(state.step, total_steps, args.eval_every if val_data else 0)
+            remaining = args.max_seconds - (now - started) - reserved
             fitted = fitted_total_steps(state.step, pace, remaining, planned_total)
             fitted = int(accelerator.reduce(torch.tensor(fitted, device=accelerator.device), reduction="min").item())
             if fitted != total_steps:
@@ -389,7 +462,9 @@ def train(cfg: TrainConfig) -> TrainResult:
         first_loss = row["loss"] if first_loss is None else first_loss
         final_loss = row["loss"]
         if val_data is not None and (state.step % args.eval_every == 0 or state.step == total_steps):
-            row.update(validate(model, raw, collator, val_data, args, accelerator))
+            t_val = time.perf_counter()
+            row.update(validate(model, raw, collator, val_data, args, accelerator, progress=main))
+            val_seconds = time.perf_counter() - t_val
         if state.step % args.log_every == 0 or state.step == total_steps:
             log.write(row)
         bar.update(1)
