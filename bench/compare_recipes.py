@@ -5,7 +5,8 @@ SentenceBERT, each trained for the same wall-clock seconds on the shipped data a
     python bench/compare_recipes.py --out /tmp/recipes --table      # the markdown table of every recipe run so far
 
 One recipe per invocation (each fits in a 10-minute locked slot); data import + mining are cached stages shared by
-all of them. Per recipe it records optimizer steps, pairs seen, the validation loss at the end (64 val pairs),
+all of them. Per recipe it records optimizer steps, pairs seen, the validation loss at the end (16 val pairs; the untrained model's
+validation is computed once for all recipes),
 test recall (paper rule, the quickstart's protocol), seconds, precision and the load average.
 """
 
@@ -28,7 +29,7 @@ RECIPES = {
     "lora": ["train.mode=lora", "train.lora_r=16", "train.lora_alpha=32", "train.lr=2e-4"],
     "lora_top8": ["train.mode=lora", "train.lora_layers=8", "train.lora_r=16", "train.lora_alpha=32", "train.lr=2e-4"],
 }
-COMMON = ["train.eval_every=100000", "train.val_max_pairs=64", "train.checkpoint_every=0"]
+COMMON = ["train.eval_every=100000", "train.val_max_pairs=16", "train.checkpoint_every=0"]
 
 
 def _recall(result: dict) -> dict:
@@ -64,7 +65,8 @@ def run(recipe: str, out: Path, seconds: float) -> dict:
         from notellm.model.notellm import NoteLLM
         from notellm.retrieval.encode import NoteLLMEncoder
 
-        tcfg, _ = train_config(cfg, out / "data", out / "runs" / recipe, seconds, RECIPES[recipe] + COMMON)
+        tcfg, _ = train_config(cfg, out / "data", out / "runs" / recipe, seconds,
+                               RECIPES[recipe] + COMMON + [f"train.val0_cache={out / 'val0_cache.json'}"])
         trained = _train(tcfg)
         rows = [json.loads(x) for x in Path(trained["metrics_path"]).read_text().splitlines() if x.strip()]
         val = [r["val_loss"] for r in rows if "val_loss" in r]

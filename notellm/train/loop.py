@@ -243,7 +243,7 @@ def validate(model, raw, collator, data: PairData, args: TrainArgs, accelerator,
 
 def val0_key(cfg: TrainConfig, data: PairData, precision: str, world: int) -> str:
     """What the untrained model's validation depends on: the model, the val sample, batching and precision (not α,
-    not GCL on/off, which only combine the parts differently)."""
+    not GCL on/off, which only combine the parts differently, and not the training mode)."""
     from notellm.config import to_dict
 
     args = cfg.train
@@ -252,9 +252,8 @@ def val0_key(cfg: TrainConfig, data: PairData, precision: str, world: int) -> st
     blob = json.dumps({
         "model": to_dict(cfg.model), "pairs": pairs, "notes": sorted((data.notes[i].note_id, data.notes[i].title,
                                                                       data.notes[i].content) for i in notes),
-        "train": {k: getattr(args, k) for k in ("batch_pairs", "seed", "hashtag_ratio", "no_duplicates", "mode",
-                                                "top_n_layers", "lora_r", "lora_alpha", "lora_layers",
-                                                "lora_target_modules")},
+        # not the mode: the untrained model is the same in every mode (LoRA starts with B = 0)
+        "train": {k: getattr(args, k) for k in ("batch_pairs", "seed", "hashtag_ratio", "no_duplicates")},
         "precision": precision, "world": world}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:20]
 
