@@ -5,9 +5,9 @@ SentenceBERT, each trained for the same wall-clock seconds on the shipped data a
     python bench/compare_recipes.py --out /tmp/recipes --table      # the markdown table of every recipe run so far
 
 One recipe per invocation (each fits in a 10-minute locked slot); data import + mining are cached stages shared by
-all of them. Per recipe it records optimizer steps, pairs seen, the validation loss at the end (16 val pairs; the untrained model's
-validation is computed once for all recipes),
-test recall (paper rule, the quickstart's protocol), seconds, precision and the load average.
+all of them. Per recipe it records optimizer steps, pairs seen, the validation loss at the end (16 val pairs; the
+untrained model's validation is computed once for all recipes), test recall (paper rule, the quickstart's
+protocol), seconds, precision and the load average.
 """
 
 from __future__ import annotations
