@@ -3,6 +3,12 @@ and bf16 weights) at several batch sizes, on real Stack Exchange questions; the 
 first load of SmolLM2 from GGUF (conversion) and a cached load.
 
     PYTHONPATH=. python bench/bench_embed.py --notes 256 --batch-sizes 8,32 --out bench/results/bench_embed.json
+    PYTHONPATH=. python bench/bench_embed.py --notes 64 --batch-sizes 32 --modes auto --threads 1 --skip-conversion
+
+Modes: fp32, bf16-autocast, bf16-weights, `auto` (what notellm.precision picks here, as the quickstart embeds), and
+`<mode>-noprefix` (the shared prompt prefix recomputed per row, for comparison). Each row's GFLOP/s is also given
+as a fraction of the measured matmul peak of the precision it computes in; with the shared prefix the tokens of
+the prefix are still counted for every row (an "equivalent" GFLOP/s: the work a plain forward would do).
 
 Conversion is timed into a temporary cache dir, so the user's cache is left alone. The machine may be shared: the
 load average at start and end is recorded beside the numbers, and throughput is a lower bound when it was high.
@@ -85,7 +91,13 @@ def main() -> None:
     parser.add_argument("--matmul-size", type=int, default=2048)
     parser.add_argument("--skip-conversion", action="store_true", help="do not time the GGUF conversion")
     parser.add_argument("--out", default="bench/results/bench_embed.json")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads; 0 = torch's default")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from notellm.precision import resolve_precision
+
+    auto = resolve_precision("auto", "cpu", measure_peak=False).name
     load_start = os.getloadavg()
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -104,13 +116,18 @@ def main() -> None:
     flops_per_token = 2 * dense_params
     rows = []
     for mode in args.modes.split(","):
-        if mode == "bf16-weights" and mode not in models:
-            models[mode] = NoteLLM.from_backbone(NoteLLMConfig(), dtype=torch.bfloat16)
-        model = models.get(mode, models["fp32"])
+        share = not mode.endswith("-noprefix")
+        kind = mode.removesuffix("-noprefix")
+        kind = {"auto": "bf16-weights" if auto == "bf16" else "fp32"}.get(kind, kind)
+        if kind == "bf16-weights" and kind not in models:
+            models[kind] = NoteLLM.from_backbone(NoteLLMConfig(), dtype=torch.bfloat16)
+        model = models.get(kind, models["fp32"])
+        autocast = kind == "bf16-autocast"
         for bs in (int(b) for b in args.batch_sizes.split(",")):
-            model.embed(notes[: min(bs, len(notes))], batch_size=bs, autocast=mode == "bf16-autocast")  # warm-up
+            ids = [model.prompt_builder.embedding_ids(n) for n in notes]
+            model.embed_ids(ids[: min(bs, len(notes))], batch_size=bs, autocast=autocast, share_prefix=share)  # warm
             t0 = time.perf_counter()
-            vectors = model.embed(notes, batch_size=bs, autocast=mode == "bf16-autocast")
+            vectors = model.embed_ids(ids, batch_size=bs, autocast=autocast, share_prefix=share)
             seconds = time.perf_counter() - t0
             reference = models["fp32"].embed(notes[:16], batch_size=16) if mode != "fp32" else vectors[:16]
             rows.append(
@@ -121,6 +138,9 @@ def main() -> None:
                     "notes_per_s": round(len(notes) / seconds, 1),
                     "tokens_per_s": round(tokens / seconds, 0),
                     "gflops": round(tokens * flops_per_token / seconds / 1e9, 1),
+                    "precision": "fp32" if kind == "fp32" else "bf16",
+                    "fraction_of_peak": round(tokens * flops_per_token / seconds / 1e9
+                                              / peaks["fp32" if kind == "fp32" else "bf16"], 3),
                     "min_cos_vs_fp32": round(float((vectors[:16] * reference).sum(1).min()), 5),
                 }
             )
@@ -146,11 +166,11 @@ def main() -> None:
         "loads": loads,
         "rows": rows,
     }
-    print(f"{'mode':<14} {'batch':>5} {'notes/s':>9} {'tokens/s':>10} {'GFLOP/s':>9} {'min cos':>8}")
+    print(f"{'mode':<22} {'batch':>5} {'notes/s':>9} {'tokens/s':>10} {'GFLOP/s':>9} {'of peak':>8} {'min cos':>8}")
     for r in rows:
         print(
-            f"{r['mode']:<14} {r['batch_size']:>5} {r['notes_per_s']:>9.1f} {r['tokens_per_s']:>10.0f} "
-            f"{r['gflops']:>9.1f} {r['min_cos_vs_fp32']:>8.5f}"
+            f"{r['mode']:<22} {r['batch_size']:>5} {r['notes_per_s']:>9.1f} {r['tokens_per_s']:>10.0f} "
+            f"{r['gflops']:>9.1f} {r['fraction_of_peak']:>8.1%} {r['min_cos_vs_fp32']:>8.5f}"
         )
     print(f"matmul peak {args.matmul_size}^2: fp32 {peaks['fp32']} GFLOP/s, bf16 {peaks['bf16']} GFLOP/s")
     print(f"loads: {loads}")

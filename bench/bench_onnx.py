@@ -13,6 +13,7 @@ fast number never hides a wrong one. The machine may be shared: load averages ar
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -82,10 +83,10 @@ def main() -> None:
     wanted = args.runtimes.split(",")
     encoders = {}
     if "torch-fp32" in wanted:
-        encoders["torch-fp32"] = NoteLLMEncoder(model, bf16=False)
+        encoders["torch-fp32"] = NoteLLMEncoder(model, precision="fp32")
     if "torch-bf16" in wanted:
         if has_native_bf16():
-            encoders["torch-bf16"] = NoteLLMEncoder(model, bf16=True)
+            encoders["torch-bf16"] = NoteLLMEncoder(copy.deepcopy(model), precision="bf16")  # casts its copy
         else:
             print("torch bf16 skipped: this CPU has no native bf16 (avx512_bf16 / amx_bf16)")
     for quantize, name in (("none", "onnx-fp32"), ("int8", "onnx-int8")):

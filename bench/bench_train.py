@@ -1,6 +1,12 @@
-"""Training throughput of NoteLLM per mode (full / lora / top_n) on this CPU, bf16 autocast, vs the bf16 matmul peak.
+"""Training throughput of NoteLLM per mode on this CPU, in the precision `auto` picks (or --precision), as a
+fraction of the measured matmul peak of that precision; 1 or 2 threads (--threads).
 
     PYTHONPATH=. python bench/bench_train.py --data /tmp/se-data --steps 3 --out bench/results/train.json
+    PYTHONPATH=. python bench/bench_train.py --data D --modes full,top_n,top_n_cached --threads 1
+
+Modes: full, lora, top_n (bottom layers recomputed every step) and top_n_cached (model/frozen_cache.py): its steps
+are timed twice over the same batches, first filling the cache (every input a miss: what one epoch's new inputs
+cost) and then reading it (every input a hit: a note's second appearance, later epochs, validation).
 
 FLOP formula (stated, not measured by a profiler): per step, with T real (non-pad) tokens and S supervised tokens,
     forward      2 · N_body · T            + 2 · V·H · S     (LM head only at supervised positions)
@@ -9,7 +15,9 @@ FLOP formula (stated, not measured by a profiler): per step, with T real (non-pa
     weight grads 2 · N_wgrad · T           (+ 2 · V·H · S if the tied head/embedding trains)
 N_body = decoder parameters without the embedding table (a lookup costs no FLOPs); attention-score FLOPs
 (~4·L·T·ctx·H) are left out (≈1% at these ~150-token sequences). For `full` this is the usual 6·N·T.
-Achieved FLOP/s = FLOPs / step time; MFU = achieved / measured bf16 matmul peak (torch.matmul, 2048² bf16).
+Achieved FLOP/s = FLOPs / step time; MFU = achieved / measured matmul peak of the precision used (torch.matmul,
+2048²). For top_n_cached on hits the bottom layers' forward is not computed; the same FLOP formula is kept so the
+figure reads as "equivalent" FLOP/s (it can exceed the peak).
 Other engineers share this machine's cores: the load average at start and end is printed and stored.
 """
 
@@ -24,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from notellm.machine import cpu_model, matmul_gflops  # noqa: E402
+from notellm.machine import cpu_flags, cpu_model, matmul_gflops  # noqa: E402
 
 
 def _layer_params(layer) -> int:
@@ -57,35 +65,50 @@ def load_pairs(data_dir: Path, n: int):
     return [(data.notes[a], data.notes[b]) for a, b in data.pairs[:n]]
 
 
-def bench_mode(mode: str, args, pairs) -> dict:
+def bench_mode(mode: str, args, pairs, bf16: bool) -> dict | list[dict]:
     from notellm.model.collate import PairCollator
+    from notellm.model.frozen_cache import FrozenLayerCache
     from notellm.model.notellm import NoteLLM, NoteLLMConfig
     from notellm.train.config import TrainArgs
     from notellm.train.modes import apply_mode, count_parameters
     from notellm.train.step import plain_step, supervised_tokens
 
-    targs = TrainArgs(mode=mode, top_n_layers=args.top_n)
+    cached = mode == "top_n_cached"
+    base_mode = "top_n" if cached else mode
+    targs = TrainArgs(mode=base_mode, top_n_layers=args.top_n)
     model = NoteLLM.from_backbone(NoteLLMConfig(backbone=args.backbone), dtype=torch.float32)
     apply_mode(model, targs)
+    if cached:
+        model.frozen_cache = FrozenLayerCache(len(model.causal_lm.get_decoder().layers) - args.top_n, max_mb=4096)
     trainable, total = count_parameters(model)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-5, fused=True)
     collator = PairCollator(model.prompt_builder, hashtag_ratio=0.4, seed=0)
     model.train()
-    times, tokens, supervised = [], 0, 0
-    for step in range(args.steps + 1):  # step 0 is warm-up
-        batch = collator.collate(pairs[step * args.batch_pairs : (step + 1) * args.batch_pairs], step)
-        start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            plain_step(model, model, batch, True, 0.01, lambda loss: loss.backward())
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if step:
-            times.append(time.perf_counter() - start)
-            tokens += int(batch.attention_mask.sum())
-            supervised += supervised_tokens(batch)
-    seconds = sum(times)
+
+    def timed_pass(first_step: int) -> tuple[float, int, int]:
+        times, tokens, supervised = [], 0, 0
+        for step in range(first_step, args.steps + 1):  # step 0 is warm-up
+            batch = collator.collate(pairs[step * args.batch_pairs : (step + 1) * args.batch_pairs], step)
+            start = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                plain_step(model, model, batch, True, 0.01, lambda loss: loss.backward())
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if step:
+                times.append(time.perf_counter() - start)
+                tokens += int(batch.attention_mask.sum())
+                supervised += supervised_tokens(batch)
+        return sum(times), tokens, supervised
+
+    passes = [("top_n_cached (misses)", timed_pass(0)), ("top_n_cached (hits)", timed_pass(1))] if cached else \
+        [(mode, timed_pass(0))]
+    return [_row(label, model, base_mode, args, trainable, total, *measured) for label, measured in passes]
+
+
+def _row(mode, model, base_mode, args, trainable, total, seconds, tokens, supervised) -> dict:
     sequences = 2 * args.batch_pairs * args.steps
-    flops = flops_per_step(model, mode, args.top_n, tokens, supervised)  # summed over the timed steps
+    flops = flops_per_step(model, base_mode, args.top_n, tokens, supervised)  # summed over the timed steps
     return {
         "mode": mode,
         "trainable_params": trainable,
@@ -107,7 +130,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per mode (after one warm-up step)")
     parser.add_argument("--top-n", type=int, default=4)
     parser.add_argument("--out", type=Path, default=Path("bench/results/train.json"))
+    parser.add_argument("--precision", default="auto", help="auto | bf16 | fp32 (notellm/precision.py)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads; 0 = torch's default")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from notellm.precision import resolve_precision
+
+    choice = resolve_precision(args.precision, "cpu", measure_peak=False)
 
     load_start = os.getloadavg()
     machine = {
@@ -118,9 +148,10 @@ def main() -> None:
     }
     peak_bf16, peak_fp32 = matmul_gflops(torch.bfloat16) * 1e9, matmul_gflops(torch.float32) * 1e9  # FLOP/s
     pairs = load_pairs(args.data, (args.steps + 1) * args.batch_pairs)
-    rows = [bench_mode(mode, args, pairs) for mode in args.modes.split(",")]
+    rows = [row for mode in args.modes.split(",") for row in bench_mode(mode, args, pairs, choice.bf16)]
+    peak = peak_bf16 if choice.bf16 else peak_fp32
     for row in rows:
-        row["mfu_vs_bf16_peak"] = row["flop_per_s"] / peak_bf16
+        row["mfu_vs_peak_of_precision_used"] = row["flop_per_s"] / peak
     load_end = os.getloadavg()
 
     print(
@@ -132,15 +163,15 @@ def main() -> None:
     )
     print(f"measured matmul peak: bf16 {peak_bf16 / 1e9:.1f} GFLOP/s, fp32 {peak_fp32 / 1e9:.1f} GFLOP/s")
     print(
-        f"backbone {args.backbone}, {args.batch_pairs} pairs/step ({2 * args.batch_pairs} seqs), bf16 autocast, "
+        f"backbone {args.backbone}, {args.batch_pairs} pairs/step ({2 * args.batch_pairs} seqs), {choice.describe()}, "
         f"{args.steps} timed steps"
     )
-    header = f"{'mode':<7}{'trainable':>13}{'step s':>9}{'seq/s':>8}{'tok/s':>9}{'GFLOP/s':>10}{'MFU':>8}"
+    header = f"{'mode':<22}{'trainable':>13}{'step s':>9}{'seq/s':>8}{'tok/s':>9}{'GFLOP/s':>10}{'MFU':>8}"
     print(header)
     for r in rows:
         print(
-            f"{r['mode']:<7}{r['trainable_params']:>13,}{r['step_s']:>9.2f}{r['sequences_per_s']:>8.2f}"
-            f"{r['tokens_per_s']:>9.0f}{r['flop_per_s'] / 1e9:>10.1f}{r['mfu_vs_bf16_peak']:>8.1%}"
+            f"{r['mode']:<22}{r['trainable_params']:>13,}{r['step_s']:>9.2f}{r['sequences_per_s']:>8.2f}"
+            f"{r['tokens_per_s']:>9.0f}{r['flop_per_s'] / 1e9:>10.1f}{r['mfu_vs_peak_of_precision_used']:>8.1%}"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -151,6 +182,8 @@ def main() -> None:
         "peak_bf16_flop_per_s": peak_bf16,
         "peak_fp32_flop_per_s": peak_fp32,
         "backbone": args.backbone,
+        "precision": choice.as_dict(),
+        "cpu_flags": cpu_flags(),
         "batch_pairs": args.batch_pairs,
         "steps": args.steps,
         "results": rows,

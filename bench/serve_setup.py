@@ -69,7 +69,7 @@ def build_index(model_dir: Path, notes, out: Path, runtime: str | None = None) -
     from notellm.retrieval.runtime import load_encoder
     from notellm.serve.build import build_index as build
 
-    return build(load_encoder(model_dir, runtime, bf16=False), notes, out, overwrite=True)
+    return build(load_encoder(model_dir, runtime), notes, out, overwrite=True)
 
 
 def free_port() -> int:

@@ -58,3 +58,11 @@ def spark():
         pytest.skip(f"Spark tests need Java (setup.sh installs openjdk-17-jre-headless): {exc}")
     yield session
     session.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fp32_unless_asked(monkeypatch):
+    """`precision: auto` picks bf16 only on CPUs with bf16 units: pin the answer to "none" (fp32) so the suite
+    computes the same numbers on every machine (subprocesses inherit it); tests/core/test_precision.py forces
+    both ways."""
+    monkeypatch.setenv("NOTELLM_BF16_SUPPORT", "none")

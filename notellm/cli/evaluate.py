@@ -27,14 +27,14 @@ def _fail(message: str) -> None:
 
 
 def _config(stackexchange, notes, events, out, model, config, budget, max_notes, skip_baselines, gen_notes, seed,
-            override, warm_quantile=0.6):
+            override, warm_quantile=0.6, precision="auto"):
     from notellm.pipeline.quickstart import QuickstartConfig
 
     try:
         return QuickstartConfig(stackexchange=stackexchange, notes=notes, events=events, out=out, model=model,
                                 config=config, budget_minutes=budget, max_notes=max_notes,
                                 skip_baselines=skip_baselines, gen_notes=gen_notes, seed=seed,
-                                warm_quantile=warm_quantile, overrides=list(override or []))
+                                warm_quantile=warm_quantile, overrides=list(override or []), precision=precision)
     except ValueError as exc:
         _fail(str(exc))
 
@@ -57,12 +57,14 @@ def quickstart(
     warm_quantile: Annotated[float, typer.Option(
         help="Cut the log at this quantile of event times for the warm-note (ItemCF) table; 0 = none.")] = 0.6,
     override: Annotated[list[str] | None, typer.Option("-o", help="Training config override key=value.")] = None,
+    precision: Annotated[str, typer.Option(
+        help="auto (bf16 where the hardware computes it natively, else fp32), bf16 or fp32.")] = "auto",
 ) -> None:
     """Import, mine, train NoteLLM, evaluate it against every baseline and write report.md / report.html."""
     from notellm.pipeline.quickstart import run_quickstart
 
     cfg = _config(stackexchange, notes, events, out, model, config, budget, max_notes, skip_baselines, gen_notes,
-                  seed, override, warm_quantile)
+                  seed, override, warm_quantile, precision)
     try:
         result = run_quickstart(cfg)
     except (FileNotFoundError, ValueError) as exc:

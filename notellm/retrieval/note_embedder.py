@@ -41,8 +41,8 @@ class NoteEmbedder:
     """torch or onnx (`notellm export` folder); None: what the folder is."""
     threads: int | None = None
     """CPU threads per process (None: PyTorch's setting)."""
-    bf16: bool | None = None
-    """PyTorch runtime only: bf16 autocast; None = the encoder's default."""
+    precision: str = "auto"
+    """PyTorch runtime only: auto | bf16 | fp32 (notellm/precision.py)."""
     name: str = "NoteLLM"
     _encoder: Any = field(default=None, init=False, repr=False, compare=False)
 
@@ -55,7 +55,7 @@ class NoteEmbedder:
             from notellm.retrieval.runtime import load_encoder
 
             self._encoder = load_encoder(self.model_dir, self.runtime, batch_size=self.batch_size,
-                                         threads=self.threads, bf16=self.bf16, name=self.name)
+                                         threads=self.threads, precision=self.precision, name=self.name)
         return self._encoder
 
     def encode(self, notes: list[Note]) -> np.ndarray:

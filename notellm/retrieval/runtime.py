@@ -3,7 +3,8 @@
 Every command that embeds notes with a trained model (`notellm embed`, `notellm index build`, `notellm serve`,
 `notellm evaluate`) goes through here, so `--runtime torch|onnx` means the same everywhere:
 
-- `torch`: a folder written by `NoteLLM.save_pretrained` (fp32, or bf16 autocast when asked).
+- `torch`: a folder written by `NoteLLM.save_pretrained` (`precision`: auto = bf16 weights only where the hardware
+  computes bf16 natively, else fp32; see notellm/precision.py).
 - `onnx`: a folder written by `notellm export --format onnx` (fp32 or int8, as exported).
 
 Without `runtime` the folder decides (an ONNX export runs on ONNX Runtime, a NoteLLM folder on PyTorch); a runtime
@@ -47,21 +48,21 @@ def check_runtime(path: str | Path, runtime: str | None) -> str:
 
 
 def load_encoder(path: str | Path, runtime: str | None = None, *, batch_size: int = 32, threads: int | None = None,
-                 bf16: bool | None = None, name: str = "NoteLLM") -> Encoder:
+                 precision: str = "auto", name: str = "NoteLLM") -> Encoder:
     """The `Encoder` of a saved model folder on `runtime` (default: the folder's own).
 
     Args:
         batch_size: Notes per forward pass (both runtimes sort notes by length first).
         threads: CPU threads for inference: ONNX Runtime's intra-op pool; for PyTorch `torch.set_num_threads`.
             Default: PyTorch's current setting (OMP_NUM_THREADS), which ONNX Runtime then follows too.
-        bf16: PyTorch only: bf16 autocast (fast on CPUs with native bf16, slightly less exact); None = the
-            `NoteLLMEncoder` default. The service and the index builder pass False (fp32, as they always embedded).
+        precision: PyTorch only: auto | bf16 | fp32 (notellm/precision.py). An ONNX export's precision is fixed
+            when it is exported; asking it for bf16 is an error.
     """
     runtime = check_runtime(path, runtime)
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     if runtime == "onnx":
-        if bf16:
+        if precision == "bf16":
             raise ValueError("bf16 applies to the PyTorch runtime; an ONNX export's precision is fixed at export")
         from notellm.export.runtime import OnnxEncoder
 
@@ -77,5 +78,4 @@ def load_encoder(path: str | Path, runtime: str | None = None, *, batch_size: in
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     model = NoteLLM.from_pretrained(str(path))
     model.eval()
-    extra = {} if bf16 is None else {"bf16": bf16}
-    return NoteLLMEncoder(model, name=name, batch_size=batch_size, **extra)
+    return NoteLLMEncoder(model, name=name, batch_size=batch_size, precision=precision)

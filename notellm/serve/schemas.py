@@ -153,7 +153,8 @@ class HealthOut(BaseModel):
     model: str
     can_generate: bool
     runtime: str = Field(description="What embeds notes: torch or onnx (custom for a test double).")
-    precision: str = Field(description="Embedding precision: fp32, bf16-autocast (torch) or int8 (onnx).")
+    precision: str = Field(description="Embedding precision: fp32 or bf16 (torch; bf16 only where the hardware "
+                                       "computes it natively) or int8 (onnx).")
 
 
 class ErrorOut(BaseModel):

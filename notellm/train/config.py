@@ -1,8 +1,9 @@
 """Typed training configuration: the `train:` section of a config YAML, and the root `TrainConfig` (model + train).
 
 Defaults follow the official NoteLLM script (method doc §5: AdamW, lr 3e-6, weight decay 1e-3, 10% warmup then
-linear decay, 1 epoch, α = 0.01, r = 0.4, bf16) except the batch, which is per process here (the paper's 8 pairs ×
-8 GPUs = 64 pairs; the code's 16 × 8 = 128). The shipped YAMLs raise lr for the small SmolLM2 backbone.
+linear decay, 1 epoch, α = 0.01, r = 0.4; bf16 where the hardware has it) except the batch, which is per process
+here (the paper's 8 pairs × 8 GPUs = 64 pairs; the code's 16 × 8 = 128).
+The shipped YAMLs raise lr for the small SmolLM2 backbone.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from notellm.config import load_config, read_config_file
 from notellm.model.notellm import NoteLLMConfig
 
 MODES = ("full", "lora", "top_n")
-PRECISIONS = ("bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp32")
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -39,8 +40,20 @@ class TrainArgs:
     """Mode `lora`: adapter scaling numerator (scale = lora_alpha / lora_r)."""
     lora_dropout: float = 0.0
     """Mode `lora`: dropout on the adapter input (0 keeps runs bit-reproducible across resume)."""
+    lora_layers: int = 0
+    """Mode `lora`: put adapters only on the last N decoder layers (0 = every layer); the layers below are then
+    frozen and, with `cache_frozen_layers`, computed once per distinct input."""
     lora_target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
     """Mode `lora`: module names that get adapters (attention + MLP projections of Llama/Qwen2/Gemma3)."""
+    cache_frozen_layers: bool = True
+    """Modes `top_n` and `lora` with `lora_layers`: compute the frozen bottom layers once per distinct input and
+    keep their outputs (model/frozen_cache.py), so a step costs only the trainable layers. Exact (tested)."""
+    frozen_cache_mb: float = 1024
+    """Memory for the frozen-layer cache; older rows spill to a memory-mapped file under out_dir/frozen_cache."""
+    frozen_cache_disk_mb: float = 8192
+    """Disk for spilled rows (deleted when the run ends); beyond it evicted rows are recomputed when they recur."""
+    fused_adamw: bool = True
+    """Use torch's fused AdamW kernel (CPU and CUDA) when every trainable tensor is a float on one of them."""
     gcl: bool = True
     """Train the contrastive GCL term; false = CSFT only (embedding is zero-shot after SFT; paper Table 4)."""
     alpha: float = 0.01
@@ -82,8 +95,9 @@ class TrainArgs:
     """Stop cleanly at this optimizer step without changing the schedule (time-slicing, tests); 0 = run to the end."""
     gradient_checkpointing: bool = False
     """Recompute decoder activations in backward (less memory, ~30% more compute); for 7B backbones."""
-    precision: str = "bf16"
-    """`bf16` autocast (CPU and GPU, weights stay fp32) or `fp32`."""
+    precision: str = "auto"
+    """`auto` (bf16 where the hardware computes it natively, else fp32; notellm/precision.py), `bf16` autocast
+    (weights stay fp32) or `fp32`. An explicit choice wins, with a warning when it is the slower one here."""
     seed: int = 0
     """Seed of the sampler, the prompt-type draw and all RNGs."""
     no_duplicates: bool = True
@@ -98,8 +112,12 @@ class TrainArgs:
     """Resume a run whose settings or data changed: its weights and optimizer, a fresh schedule from step 0."""
     eval_every: int = 0
     """Validation loss on the val pairs every N optimizer steps (and at the end); 0 = never."""
-    val_max_pairs: int = 256
-    """Use at most this many val pairs for the validation loss."""
+    val_max_pairs: int = 64
+    """Use at most this many val pairs (the first ones, a fixed sample) for the validation loss. Validation time
+    counts inside `max_seconds` and is reserved for when the schedule is fitted to the budget."""
+    val0_cache: str = ""
+    """A JSON file holding the step-0 validation of the untrained model, shared by runs that differ only in α /
+    GCL (the quickstart's variants): computed once, reused by the others; empty = always compute."""
     log_every: int = 1
     """Write a metrics.jsonl row every N optimizer steps."""
     tensorboard: bool = True
@@ -123,6 +141,8 @@ class TrainArgs:
             raise ValueError(f"train.calibration_steps must be ≥ 2, got {self.calibration_steps}")
         if self.refit_every < 0:
             raise ValueError(f"train.refit_every must be ≥ 0, got {self.refit_every}")
+        if self.lora_layers < 0 or self.frozen_cache_mb < 0 or self.frozen_cache_disk_mb < 0:
+            raise ValueError("train.lora_layers, frozen_cache_mb and frozen_cache_disk_mb must be ≥ 0")
         for name in ("grad_cache_pairs", "max_steps", "stop_at_step", "checkpoint_every", "eval_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name} must be ≥ 0, got {getattr(self, name)}")

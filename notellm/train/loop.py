@@ -18,16 +18,21 @@ Choices:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from notellm.config import save_config
+from notellm.model.frozen_cache import FrozenLayerCache
+from notellm.precision import PrecisionChoice, resolve_precision
 from notellm.train.checkpoint import (
     RunState,
     install_trainable_only_hooks,
@@ -40,8 +45,8 @@ from notellm.train.checkpoint import (
 )
 from notellm.train.config import TrainArgs, TrainConfig
 from notellm.train.data import PairBatchSampler, PairData, load_pair_data
-from notellm.train.losses import notellm_loss
-from notellm.train.modes import apply_mode, count_parameters
+from notellm.train.losses import gcl_loss
+from notellm.train.modes import apply_mode, count_parameters, frozen_bottom_layers
 from notellm.train.step import training_step
 
 logger = logging.getLogger(__name__)
@@ -70,6 +75,8 @@ class TrainResult:
     resumed_from: Path | None
     trainable_params: int
     total_params: int
+    frozen_cache: dict | None = None  # FrozenLayerCache.stats() of this invocation (top_n / lora_layers modes)
+    precision: dict | None = None  # PrecisionChoice.as_dict(): what this invocation computed in, and its peak
 
 
 @dataclass
@@ -109,14 +116,14 @@ def refit_due(step: int, calibration_steps: int, refit_every: int) -> bool:
     return refit_every > 0 and step > calibration_steps and (step - calibration_steps) % refit_every == 0
 
 
-def _accelerator(args: TrainArgs):
+def _accelerator(args: TrainArgs, precision: PrecisionChoice):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, GradientState
 
     AcceleratorState._reset_state()  # each train() call is its own run (tests call it repeatedly in one process)
     GradientState._reset_state()
     return Accelerator(
-        mixed_precision="bf16" if args.precision == "bf16" else "no",
+        mixed_precision="bf16" if precision.bf16 else "no",
         gradient_accumulation_steps=args.grad_accum,
         step_scheduler_with_optimizer=False,
         cpu=not torch.cuda.is_available(),  # accelerate only sets up gloo multi-process CPU runs when told "cpu"
@@ -139,7 +146,10 @@ def _optimizer(model, args: TrainArgs) -> torch.optim.Optimizer:
         {"params": no_decay, "weight_decay": 0.0},
         {"params": tau, "weight_decay": 0.0, "lr": args.tau_lr or args.lr},
     ]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
+    params = decay + no_decay + tau
+    fused = args.fused_adamw and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=args.lr, betas=(0.9, 0.999), eps=1e-8,
+                             fused=fused or None)
 
 
 class MetricsLog:
@@ -184,8 +194,12 @@ def _batch_notes(data: PairData, indices: list[int]):
     return [(data.notes[data.pairs[i][0]], data.notes[data.pairs[i][1]]) for i in indices]
 
 
-def validate(model, raw, collator, data: PairData, args: TrainArgs, accelerator) -> dict[str, float]:
-    """Mean GCL / CSFT / total loss on (at most `val_max_pairs`) val pairs, in file order, same negatives rule."""
+def validation_parts(model, raw, collator, data: PairData, args: TrainArgs, accelerator,
+                     progress: bool = False) -> dict[str, float]:
+    """Mean GCL and CSFT loss on (at most `val_max_pairs`) val pairs, in file order, same negatives rule.
+
+    Both parts are always computed, so one pass serves every α and the GCL-off ablation (`combine_validation`);
+    the extra cost is the LM head at the supervised positions only."""
     pairs = data.pairs[: args.val_max_pairs] if args.val_max_pairs else data.pairs
     sampler = PairBatchSampler(
         pairs,
@@ -195,36 +209,141 @@ def validate(model, raw, collator, data: PairData, args: TrainArgs, accelerator)
         no_duplicates=args.no_duplicates,
         shuffle=False,
     )
-    sums: dict[str, float] = {}
+    sums = {"csft": 0.0, "gcl": 0.0}
     n = sampler.batches_per_epoch(0)
     view = PairData(notes=data.notes, pairs=pairs)
     was_training = model.training
     model.eval()
-    need_generation = args.alpha > 0 or not args.gcl
     with torch.no_grad():
-        for micro in range(n):
+        for micro in tqdm(range(n), desc="validate", unit="batch", disable=not progress, leave=False,
+                          dynamic_ncols=True):
             indices = sampler.local_indices(micro, accelerator.process_index)
             batch = collator.collate(_batch_notes(view, indices), 10**9 + micro).to(accelerator.device)
-            out = model(batch, need_generation_loss=need_generation)
-            lo = notellm_loss(
-                out.embeddings if args.gcl else None,
-                raw.logit_scale if args.gcl else None,
-                out.generation_loss,
-                alpha=args.alpha,
-                use_gcl=args.gcl,
-            )
-            for key, value in lo.log_dict().items():
-                sums[key] = sums.get(key, 0.0) + value
+            out = model(batch, need_generation_loss=True)
+            sums["gcl"] += float(gcl_loss(out.embeddings, raw.logit_scale))
+            sums["csft"] += float(out.generation_loss)
     model.train(was_training)
     means = torch.tensor([sums[k] / n for k in sorted(sums)], device=accelerator.device)
     means = accelerator.reduce(means, reduction="mean")
-    return {f"val_{k}": float(v) for k, v in zip(sorted(sums), means.tolist(), strict=True)}
+    return dict(zip(sorted(sums), means.tolist(), strict=True))
 
 
-def train(cfg: TrainConfig) -> TrainResult:
-    """Train NoteLLM as `cfg` says; resumable, multi-process under accelerate/torchrun. See the module docstring."""
+def combine_validation(parts: dict[str, float], args: TrainArgs) -> dict[str, float]:
+    """The metrics row of a validation: the run's loss L = (L_gcl + α·L_csft)/(1 + α) (a mean of per-batch losses
+    is this combination of the per-part means, L being linear in them) and the parts the run trains."""
+    if not args.gcl:
+        return {"val_loss": parts["csft"], "val_csft": parts["csft"]}
+    if args.alpha == 0:
+        return {"val_loss": parts["gcl"], "val_gcl": parts["gcl"]}
+    loss = (parts["gcl"] + args.alpha * parts["csft"]) / (1.0 + args.alpha)
+    return {"val_loss": loss, "val_csft": parts["csft"], "val_gcl": parts["gcl"]}
+
+
+def validate(model, raw, collator, data: PairData, args: TrainArgs, accelerator, progress: bool = False):
+    """The validation row (`val_loss`, `val_gcl`, `val_csft`) of the model as it is now."""
+    return combine_validation(validation_parts(model, raw, collator, data, args, accelerator, progress), args)
+
+
+def val0_key(cfg: TrainConfig, data: PairData, precision: str, world: int) -> str:
+    """What the untrained model's validation depends on: the model, the val sample, batching and precision (not α,
+    not GCL on/off, which only combine the parts differently, and not the training mode)."""
+    from notellm.config import to_dict
+
+    args = cfg.train
+    pairs = data.pairs[: args.val_max_pairs] if args.val_max_pairs else data.pairs
+    notes = {i for pair in pairs for i in pair}
+    blob = json.dumps({
+        "model": to_dict(cfg.model), "pairs": pairs, "notes": sorted((data.notes[i].note_id, data.notes[i].title,
+                                                                      data.notes[i].content) for i in notes),
+        # not the mode: the untrained model is the same in every mode (LoRA starts with B = 0)
+        "train": {k: getattr(args, k) for k in ("batch_pairs", "seed", "hashtag_ratio", "no_duplicates")},
+        "precision": precision, "world": world}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:20]
+
+
+def _read_val0(path: str, key: str) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8")).get(key)
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _write_val0(path: str, key: str, entry: dict) -> None:
+    target = Path(path)
+    try:
+        table = json.loads(target.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        table = {}
+    table[key] = entry
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(table, indent=1), encoding="utf-8")
+    tmp.replace(target)
+
+
+def future_validations(step: int, total: int, eval_every: int) -> int:
+    """Validations still to run after `step` in a schedule of `total` steps: every `eval_every`, and at the end."""
+    if not eval_every:
+        return 0
+    return 1 + max(0, (total - 1) // eval_every - step // eval_every)
+
+
+@dataclass
+class TrainingRun:
+    """Everything one `train` invocation works with, built by `setup_run` and advanced by the named steps below."""
+
+    cfg: TrainConfig
+    precision: PrecisionChoice
+    started: float  # perf_counter at the start of the invocation (the budget clock)
+    accelerator: object
+    train_data: PairData
+    val_data: PairData | None
+    sampler: PairBatchSampler
+    raw: object  # the unwrapped NoteLLM
+    model: object  # what accelerate prepared (DDP/FSDP wrapper or the model itself)
+    collator: object
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    plan: SchedulePlan
+    planned_total: int  # a budget fit may shorten the schedule, and a later fit lengthen it back to this
+    total_steps: int
+    state: RunState
+    resumed_from: Path | None
+    log: MetricsLog
+    trainable: int
+    total: int
+    val_seconds: float = 0.0  # one validation's cost, reserved from the budget when the schedule is fitted
+    paced_from: tuple[int, float] | None = None  # (step, time) the pace of the next budget fit is measured from
+
+    @property
+    def args(self) -> TrainArgs:
+        return self.cfg.train
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.cfg.train.out_dir)
+
+    @property
+    def main(self) -> bool:
+        return self.accelerator.is_main_process
+
+
+def _total_steps(args: TrainArgs, sampler: PairBatchSampler, n_pairs: int) -> int:
+    if args.max_steps:
+        return args.max_steps
+    micro_total = sum(sampler.batches_per_epoch(e) for e in range(args.epochs))
+    total_steps = micro_total // args.grad_accum
+    if total_steps == 0:
+        raise ValueError(
+            f"{n_pairs} train pairs give {micro_total} micro-batches, fewer than "
+            f"train.grad_accum={args.grad_accum}: lower batch_pairs / grad_accum or set max_steps"
+        )
+    return total_steps
+
+
+def setup_run(cfg: TrainConfig) -> TrainingRun:
+    """Precision, accelerator, data, model (mode, frozen-layer cache), optimizer, schedule; resume if asked."""
     from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
 
     from notellm.model.collate import PairCollator
     from notellm.model.notellm import NoteLLM
@@ -233,9 +352,12 @@ def train(cfg: TrainConfig) -> TrainResult:
     if not args.data_dir:
         raise ValueError("train.data_dir is empty: pass --data DIR (a folder with notes.parquet and pairs.parquet)")
     out_dir = Path(args.out_dir)
+    precision = resolve_precision(args.precision, "cuda" if torch.cuda.is_available() else "cpu", what="train")
     started = time.perf_counter()
-    accelerator = _accelerator(args)
+    accelerator = _accelerator(args, precision)
     main = accelerator.is_main_process
+    if main:
+        print(f"train precision: {precision.describe()}", file=sys.stderr, flush=True)
     set_seed(args.seed)
     if args.grad_cache_pairs and accelerator.distributed_type.value == "DEEPSPEED":
         raise ValueError(
@@ -243,7 +365,6 @@ def train(cfg: TrainConfig) -> TrainResult:
             "use plain batches (grad_cache_pairs=0) or FSDP"
         )
 
-    # --- setup -------------------------------------------------------------------------------------------------
     train_data = load_pair_data(args.data_dir, "train")
     val_data = load_pair_data(args.data_dir, "val") if args.eval_every else None
     if val_data is not None and not val_data.pairs:
@@ -252,19 +373,14 @@ def train(cfg: TrainConfig) -> TrainResult:
     sampler = PairBatchSampler(
         train_data.pairs, args.batch_pairs, accelerator.num_processes, seed=args.seed, no_duplicates=args.no_duplicates
     )
-    if args.max_steps:
-        total_steps = args.max_steps
-    else:
-        micro_total = sum(sampler.batches_per_epoch(e) for e in range(args.epochs))
-        total_steps = micro_total // args.grad_accum
-        if total_steps == 0:
-            raise ValueError(
-                f"{len(train_data.pairs)} train pairs give {micro_total} micro-batches, fewer than "
-                f"train.grad_accum={args.grad_accum}: lower batch_pairs / grad_accum or set max_steps"
-            )
+    total_steps = _total_steps(args, sampler, len(train_data.pairs))
 
     raw = NoteLLM.from_backbone(cfg.model, dtype=torch.float32)
     apply_mode(raw, args)
+    n_frozen = frozen_bottom_layers(raw, args)
+    if args.cache_frozen_layers and n_frozen > 0:
+        raw.frozen_cache = FrozenLayerCache(n_frozen, out_dir / "frozen_cache" / f"rank{accelerator.process_index}",
+                                            max_mb=args.frozen_cache_mb, max_disk_mb=args.frozen_cache_disk_mb)
     if args.gradient_checkpointing:
         raw.causal_lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     trainable, total = count_parameters(raw)
@@ -273,7 +389,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     model, optimizer = accelerator.prepare(raw, optimizer)
     raw = accelerator.unwrap_model(model)
     plan = SchedulePlan(total=total_steps, warmup_ratio=args.warmup_ratio)
-    planned_total = total_steps  # a budget fit may shorten the schedule, and a later fit lengthen it back to this
+    planned_total = total_steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, plan)
     state = RunState()
     guard = track_state_as_json(accelerator, scheduler, state, run_fingerprint(args), args.reset_schedule)  # no pickle
@@ -300,114 +416,142 @@ def train(cfg: TrainConfig) -> TrainResult:
             sampler.global_batch,
             args.grad_accum,
         )
+    return TrainingRun(cfg=cfg, precision=precision, started=started, accelerator=accelerator, train_data=train_data,
+                       val_data=val_data, sampler=sampler, raw=raw, model=model, collator=collator,
+                       optimizer=optimizer, scheduler=scheduler, plan=plan, planned_total=planned_total,
+                       total_steps=total_steps, state=state, resumed_from=resumed_from, log=log, trainable=trainable,
+                       total=total)
 
-    # --- train -------------------------------------------------------------------------------------------------
-    stop_reason = "done"
-    first_loss = final_loss = None
-    seconds_before = state.seconds
-    loop_start = time.perf_counter()
-    bar = tqdm(total=total_steps, initial=state.step, desc="train", unit="step", disable=not main, dynamic_ncols=True)
-    if val_data is not None and state.step == 0:  # the zero-shot baseline the curve starts from
-        log.write({"step": 0, **validate(model, raw, collator, val_data, args, accelerator)})
-    model.train()
-    while state.step < total_steps:
-        if args.stop_at_step and state.step >= args.stop_at_step:
-            stop_reason = "stop_at_step"
-            break
-        step_start = time.perf_counter()
-        sums: dict[str, float] = {}
-        for _ in range(args.grad_accum):
-            indices = sampler.local_indices(state.micro, accelerator.process_index)
-            batch_index = state.micro * accelerator.num_processes + accelerator.process_index
-            batch = collator.collate(_batch_notes(train_data, indices), batch_index).to(accelerator.device)
-            with accelerator.accumulate(model):
-                parts = training_step(
-                    model,
-                    raw,
-                    batch,
-                    args.gcl,
-                    args.alpha,
-                    accelerator.backward,
-                    args.grad_cache_pairs,
-                    accelerator.no_sync,
-                )
-            state.micro += 1
-            for key, value in parts.items():
-                sums[key] = sums.get(key, 0.0) + value / args.grad_accum
-        if not accelerator.sync_gradients:
-            raise RuntimeError("gradient accumulation is out of step with the optimizer (accelerate state)")
-        grad_norm = None
-        if args.max_grad_norm:
-            grad_norm = accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        state.step += 1
-        step_seconds = time.perf_counter() - step_start
-        if state.step == 1:
-            paced_from = (1, time.perf_counter())  # the first step pays one-time costs: pace is timed after it
-        fit = args.max_seconds and not args.max_steps and args.fit_schedule_to_budget and not resumed_from
-        if fit and refit_due(state.step, args.calibration_steps, args.refit_every):
-            now = time.perf_counter()
-            pace = (now - paced_from[1]) / (state.step - paced_from[0])  # s/step since the last fit
-            paced_from = (state.step, now)
-            remaining = args.max_seconds - (now - started)
-            fitted = fitted_total_steps(state.step, pace, remaining, planned_total)
-            fitted = int(accelerator.reduce(torch.tensor(fitted, device=accelerator.device), reduction="min").item())
-            if fitted != total_steps:
-                if main:
-                    logger.info("LR schedule fitted to a %.0f s budget at step %d: %d steps (planned %d)",
-                                args.max_seconds, state.step, fitted, planned_total)
-                plan.total = total_steps = fitted
-                bar.total = total_steps
-        state.seconds = seconds_before + (time.perf_counter() - loop_start)
 
-        metrics = accelerator.reduce(
-            torch.tensor([sums[k] for k in sorted(sums)], device=accelerator.device), reduction="mean"
-        )
-        row = {"step": state.step, **{k: float(v) for k, v in zip(sorted(sums), metrics.tolist(), strict=True)}}
-        row.update(
-            tau=float(raw.tau.detach()),
-            lr=scheduler.get_last_lr()[0],
-            pairs_per_s=sampler.global_batch * args.grad_accum / step_seconds,
-            seconds=round(state.seconds, 3),
-        )
-        if grad_norm is not None:
-            row["grad_norm"] = float(grad_norm)
-        first_loss = row["loss"] if first_loss is None else first_loss
-        final_loss = row["loss"]
-        if val_data is not None and (state.step % args.eval_every == 0 or state.step == total_steps):
-            row.update(validate(model, raw, collator, val_data, args, accelerator))
-        if state.step % args.log_every == 0 or state.step == total_steps:
-            log.write(row)
-        bar.update(1)
-        bar.set_postfix(loss=f"{row['loss']:.4f}", tau=f"{row['tau']:.3f}", pairs_s=f"{row['pairs_per_s']:.1f}")
+def validate_untrained(run: TrainingRun) -> None:
+    """The step-0 row: validation of the untrained model (the zero-shot baseline the curve starts from), read from
+    `val0_cache` when a sibling run already computed it."""
+    args, accelerator = run.args, run.accelerator
+    key = val0_key(run.cfg, run.val_data, run.precision.name, accelerator.num_processes)
+    cached = _read_val0(args.val0_cache, key) if args.val0_cache else None
+    if cached is None:
+        t_val = time.perf_counter()
+        parts = validation_parts(run.model, run.raw, run.collator, run.val_data, args, accelerator, progress=run.main)
+        run.val_seconds = time.perf_counter() - t_val
+        if run.main and args.val0_cache:
+            _write_val0(args.val0_cache, key, {"parts": parts, "seconds": run.val_seconds})
+    else:
+        parts, run.val_seconds = cached["parts"], float(cached["seconds"])
+        if run.main:
+            logger.info("step-0 validation reused from %s", args.val0_cache)
+    run.log.write({"step": 0, **combine_validation(parts, args)})
 
-        out_of_time = args.max_seconds and time.perf_counter() - started >= args.max_seconds
-        out_of_time = bool(
-            accelerator.reduce(torch.tensor(float(out_of_time), device=accelerator.device), reduction="sum").item()
-        )  # every rank stops at the same step
-        if out_of_time and state.step < total_steps:
-            stop_reason = "max_seconds"
-            break
-        if args.checkpoint_every and state.step % args.checkpoint_every == 0 and state.step < total_steps:
-            save_checkpoint(accelerator, out_dir, state.step, args.keep_checkpoints)
-    bar.close()
 
-    # --- save --------------------------------------------------------------------------------------------------
-    completed = state.step >= total_steps
+def optimizer_step(run: TrainingRun) -> tuple[dict[str, float], object]:
+    """`grad_accum` micro-batches forward + backward, clipping, one optimizer and scheduler step.
+
+    Returns the step's mean loss parts (this rank) and the gradient norm before clipping (None without clipping)."""
+    args, accelerator, state, model = run.args, run.accelerator, run.state, run.model
+    sums: dict[str, float] = {}
+    for _ in range(args.grad_accum):
+        indices = run.sampler.local_indices(state.micro, accelerator.process_index)
+        batch_index = state.micro * accelerator.num_processes + accelerator.process_index
+        batch = run.collator.collate(_batch_notes(run.train_data, indices), batch_index).to(accelerator.device)
+        with accelerator.accumulate(model):
+            parts = training_step(
+                model,
+                run.raw,
+                batch,
+                args.gcl,
+                args.alpha,
+                accelerator.backward,
+                args.grad_cache_pairs,
+                accelerator.no_sync,
+            )
+        state.micro += 1
+        for key, value in parts.items():
+            sums[key] = sums.get(key, 0.0) + value / args.grad_accum
+    if not accelerator.sync_gradients:
+        raise RuntimeError("gradient accumulation is out of step with the optimizer (accelerate state)")
+    grad_norm = None
+    if args.max_grad_norm:
+        grad_norm = accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    state.step += 1
+    return sums, grad_norm
+
+
+def fit_schedule_to_budget(run: TrainingRun, bar) -> None:
+    """After the calibration steps (and every `refit_every`), shorten (or lengthen back) the LR schedule to the
+    steps the remaining budget affords at the pace since the last fit, validations still to come reserved."""
+    args, state, accelerator = run.args, run.state, run.accelerator
+    if state.step == 1:
+        run.paced_from = (1, time.perf_counter())  # the first step pays one-time costs: pace is timed after it
+    fit = args.max_seconds and not args.max_steps and args.fit_schedule_to_budget and not run.resumed_from
+    if not (fit and refit_due(state.step, args.calibration_steps, args.refit_every)):
+        return
+    now = time.perf_counter()
+    pace = (now - run.paced_from[1]) / (state.step - run.paced_from[0])  # s/step since the last fit
+    run.paced_from = (state.step, now)
+    evals = future_validations(state.step, run.total_steps, args.eval_every if run.val_data else 0)
+    remaining = args.max_seconds - (now - run.started) - run.val_seconds * evals
+    fitted = fitted_total_steps(state.step, pace, remaining, run.planned_total)
+    fitted = int(accelerator.reduce(torch.tensor(fitted, device=accelerator.device), reduction="min").item())
+    if fitted != run.total_steps:
+        if run.main:
+            logger.info("LR schedule fitted to a %.0f s budget at step %d: %d steps (planned %d)",
+                        args.max_seconds, state.step, fitted, run.planned_total)
+        run.plan.total = run.total_steps = fitted
+        bar.total = run.total_steps
+
+
+def step_row(run: TrainingRun, sums: dict[str, float], grad_norm, step_seconds: float) -> dict:
+    """The metrics row of the step just taken (losses averaged over ranks), validated when due."""
+    args, accelerator, state = run.args, run.accelerator, run.state
+    metrics = accelerator.reduce(
+        torch.tensor([sums[k] for k in sorted(sums)], device=accelerator.device), reduction="mean"
+    )
+    row = {"step": state.step, **{k: float(v) for k, v in zip(sorted(sums), metrics.tolist(), strict=True)}}
+    row.update(
+        tau=float(run.raw.tau.detach()),
+        lr=run.scheduler.get_last_lr()[0],
+        pairs_per_s=run.sampler.global_batch * args.grad_accum / step_seconds,
+        seconds=round(state.seconds, 3),
+    )
+    if grad_norm is not None:
+        row["grad_norm"] = float(grad_norm)
+    if run.val_data is not None and (state.step % args.eval_every == 0 or state.step == run.total_steps):
+        t_val = time.perf_counter()
+        row.update(validate(run.model, run.raw, run.collator, run.val_data, args, accelerator, progress=run.main))
+        run.val_seconds = time.perf_counter() - t_val
+    return row
+
+
+def out_of_time(run: TrainingRun) -> bool:
+    """Whether the budget is spent, agreed by every rank (so all stop at the same step)."""
+    late = run.args.max_seconds and time.perf_counter() - run.started >= run.args.max_seconds
+    device = run.accelerator.device
+    return bool(run.accelerator.reduce(torch.tensor(float(late), device=device), reduction="sum").item())
+
+
+def save_run(run: TrainingRun, stop_reason: str, first_loss, final_loss) -> TrainResult:
+    """Final checkpoint, the model (LoRA merged), train_result.json; the frozen-layer cache is dropped."""
+    args, accelerator, state, raw, out_dir = run.args, run.accelerator, run.state, run.raw, run.out_dir
+    completed = state.step >= run.total_steps
     if completed:
         stop_reason = "done"
     last = latest_checkpoint(out_dir)
     if last is None or last.name != f"step-{state.step:08d}":
         save_checkpoint(accelerator, out_dir, state.step, args.keep_checkpoints)
+    cache_stats = None
+    if raw.frozen_cache is not None:
+        cache_stats = raw.frozen_cache.stats()
+        raw.frozen_cache.close()
+        raw.frozen_cache = None
     model_dir = out_dir / MODEL_DIR
-    if main:
+    if run.main:
         raw.save_pretrained(model_dir, merge_lora=True)
-        save_config(cfg, model_dir / "train_config.yaml")
-    log.close()
-    if main and log.path.is_file():  # first/last loss of the whole run, across resumed invocations
-        rows = [json.loads(line) for line in log.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        save_config(run.cfg, model_dir / "train_config.yaml")
+    run.log.close()
+    if run.main and run.log.path.is_file():  # first/last loss of the whole run, across resumed invocations
+        rows = [json.loads(line) for line in run.log.path.read_text(encoding="utf-8").splitlines() if line.strip()]
         losses = [row["loss"] for row in rows if "loss" in row]
         if losses:
             first_loss, final_loss = losses[0], losses[-1]
@@ -416,20 +560,63 @@ def train(cfg: TrainConfig) -> TrainResult:
         model_dir=model_dir,
         metrics_path=out_dir / METRICS_FILE,
         steps=state.step,
-        total_steps=total_steps,
+        total_steps=run.total_steps,
         completed=completed,
         stop_reason=stop_reason,
         first_loss=first_loss,
         final_loss=final_loss,
         tau=float(raw.tau.detach()),
         seconds=state.seconds,
-        resumed_from=resumed_from,
-        trainable_params=trainable,
-        total_params=total,
+        resumed_from=run.resumed_from,
+        trainable_params=run.trainable,
+        total_params=run.total,
+        precision=run.precision.as_dict(),
+        frozen_cache=cache_stats,
     )
-    if main:
+    if run.main:
         payload = {k: (str(v) if isinstance(v, Path) else v) for k, v in result.__dict__.items()}
         (out_dir / RESULT_FILE).write_text(json.dumps(payload, indent=2), encoding="utf-8")
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return result
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Train NoteLLM as `cfg` says; resumable, multi-process under accelerate/torchrun. See the module docstring.
+
+    setup_run → validate_untrained → (optimizer_step → fit_schedule_to_budget → step_row → checkpoint)* → save_run
+    """
+    run = setup_run(cfg)
+    args, state = run.args, run.state
+    stop_reason = "done"
+    first_loss = final_loss = None
+    seconds_before = state.seconds
+    loop_start = time.perf_counter()
+    bar = tqdm(total=run.total_steps, initial=state.step, desc="train", unit="step", disable=not run.main,
+               dynamic_ncols=True)
+    if run.val_data is not None and state.step == 0:
+        validate_untrained(run)
+    run.model.train()
+    while state.step < run.total_steps:
+        if args.stop_at_step and state.step >= args.stop_at_step:
+            stop_reason = "stop_at_step"
+            break
+        step_start = time.perf_counter()
+        sums, grad_norm = optimizer_step(run)
+        step_seconds = time.perf_counter() - step_start
+        fit_schedule_to_budget(run, bar)
+        state.seconds = seconds_before + (time.perf_counter() - loop_start)
+        row = step_row(run, sums, grad_norm, step_seconds)
+        first_loss = row["loss"] if first_loss is None else first_loss
+        final_loss = row["loss"]
+        if state.step % args.log_every == 0 or state.step == run.total_steps:
+            run.log.write(row)
+        bar.update(1)
+        bar.set_postfix(loss=f"{row['loss']:.4f}", tau=f"{row['tau']:.3f}", pairs_s=f"{row['pairs_per_s']:.1f}")
+        if out_of_time(run) and state.step < run.total_steps:
+            stop_reason = "max_seconds"
+            break
+        if args.checkpoint_every and state.step % args.checkpoint_every == 0 and state.step < run.total_steps:
+            save_checkpoint(run.accelerator, run.out_dir, state.step, args.keep_checkpoints)
+    bar.close()
+    return save_run(run, stop_reason, first_loss, final_loss)

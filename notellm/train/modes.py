@@ -36,12 +36,19 @@ def apply_mode(model, args: TrainArgs) -> None:
                 f"train.lora_target_modules {args.lora_target_modules} match no module of the backbone "
                 f"(it has e.g. {sorted(present)[:20]})"
             )
+        extra = {}
+        if args.lora_layers:
+            layers, _ = _decoder_layers(model.causal_lm)
+            if args.lora_layers > len(layers):
+                raise ValueError(f"train.lora_layers={args.lora_layers} but the backbone has {len(layers)} layers")
+            extra["layers_to_transform"] = list(range(len(layers) - args.lora_layers, len(layers)))
         config = LoraConfig(
             r=args.lora_r,
             lora_alpha=args.lora_alpha,
             lora_dropout=args.lora_dropout,
             target_modules=targets,
             bias="none",
+            **extra,
         )
         model.backbone = get_peft_model(model.backbone, config)
     elif args.mode == "top_n":
@@ -62,6 +69,19 @@ def apply_mode(model, args: TrainArgs) -> None:
         inputs = model.causal_lm.get_input_embeddings()
         if head is not None and head.weight.data_ptr() != inputs.weight.data_ptr():
             head.requires_grad_(False)
+
+
+def frozen_bottom_layers(model, args: TrainArgs) -> int:
+    """How many bottom decoder layers (and the embeddings below them) get no gradient in this mode: the layers
+    whose outputs can be cached (`top_n`: all but the top N; `lora` with `lora_layers`: all below the adapters)."""
+    if args.mode == "top_n":
+        n = args.top_n_layers
+    elif args.mode == "lora" and args.lora_layers:
+        n = args.lora_layers
+    else:
+        return 0
+    layers, _ = _decoder_layers(model.causal_lm)
+    return len(layers) - n
 
 
 def count_parameters(model) -> tuple[int, int]:

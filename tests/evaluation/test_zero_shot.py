@@ -17,7 +17,7 @@ LONG = Note("b", "Coffee grinders", "Burr or blade grinder for espresso at home,
 
 def test_last_token_pooling_ignores_padding(tiny_backbone_dir):
     """A short note embedded alone equals the same note right-padded next to a long one."""
-    enc = LastTokenEncoder(str(tiny_backbone_dir), batch_size=8, bf16=False)
+    enc = LastTokenEncoder(str(tiny_backbone_dir), batch_size=8, precision="fp32")
     alone = enc.encode([SHORT])
     batched = enc.encode([SHORT, LONG])
     np.testing.assert_allclose(alone[0], batched[0], atol=1e-5)

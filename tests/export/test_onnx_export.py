@@ -13,7 +13,7 @@ from notellm.retrieval.encode import NoteLLMEncoder
 
 
 def test_fp32_export_matches_pytorch_on_cosines(tiny_notellm, onnx_fp32_dir, export_notes):
-    torch_vecs = NoteLLMEncoder(tiny_notellm, bf16=False).encode(export_notes)  # (n, d)
+    torch_vecs = NoteLLMEncoder(tiny_notellm, precision="fp32").encode(export_notes)  # (n, d)
     onnx_vecs = OnnxEncoder(onnx_fp32_dir, batch_size=3).encode(export_notes)  # mixed-length padded batches
     diff = compare_embeddings(torch_vecs, onnx_vecs)
     assert diff["max_abs_pairwise_cosine_diff"] <= 1e-4

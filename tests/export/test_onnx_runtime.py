@@ -42,7 +42,7 @@ def data_dir(export_notes, tmp_path_factory):
 
 def test_load_encoder_picks_the_runtime_from_the_folder_and_refuses_mismatches(tiny_model_dir, onnx_fp32_dir):
     assert isinstance(load_encoder(onnx_fp32_dir), OnnxEncoder)
-    assert load_encoder(tiny_model_dir, bf16=False).runtime == "torch"
+    assert load_encoder(tiny_model_dir, precision="fp32").runtime == "torch"
     with pytest.raises(ValueError, match="notellm export"):
         check_runtime(tiny_model_dir, "onnx")
     with pytest.raises(ValueError, match="--runtime onnx"):
@@ -54,7 +54,7 @@ def test_load_encoder_picks_the_runtime_from_the_folder_and_refuses_mismatches(t
 
 
 def test_both_runtimes_give_the_same_vectors_through_encode_notes(tiny_model_dir, onnx_fp32_dir, export_notes):
-    torch_vectors = encode_notes(load_encoder(tiny_model_dir, "torch", bf16=False), export_notes, chunk_size=3,
+    torch_vectors = encode_notes(load_encoder(tiny_model_dir, "torch", precision="fp32"), export_notes, chunk_size=3,
                                  progress=False)
     onnx_vectors = encode_notes(load_encoder(onnx_fp32_dir, "onnx", threads=1), export_notes, chunk_size=3,
                                 progress=False)
@@ -84,7 +84,7 @@ def test_service_round_trip_on_the_onnx_runtime(tiny_model_dir, onnx_fp32_dir, d
                                         "--data", str(data_dir), "--out", str(tmp_path / "index")])
     assert built.exit_code == 0, built.output
     encoder = load_encoder(onnx_fp32_dir, "onnx", batch_size=4)
-    torch_model = NoteLLMEncoder(load_encoder(tiny_model_dir).model, bf16=False)
+    torch_model = NoteLLMEncoder(load_encoder(tiny_model_dir, precision="fp32").model, precision="fp32")
     index = LocalNoteIndex.open(tmp_path / "index")
     np.testing.assert_allclose(index.vectors(["b1"]), torch_model.encode(export_notes[:1]), atol=1e-4)
     app = create_app(index, encoder, ServeConfig(embed_max_wait_ms=1.0))

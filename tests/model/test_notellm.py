@@ -223,3 +223,17 @@ def test_constrained_hashtags_stay_in_the_vocabulary(tiny_model, notes):
     assert all(set(tags) <= set(vocabulary) for tags in short)  # cut short: only completed tags come back
     with pytest.raises(ValueError, match="vocabulary"):
         tiny_model.generate_hashtags(notes[:1], constrained=True)
+
+
+def test_shared_prefix_embedding_equals_plain_path(tiny_model):
+    """The prompt prefix computed once per batch (KV cache repeated per row) gives the plain path's embeddings."""
+    from notellm.model.notellm import common_prefix_length
+
+    notes = [Note(f"n{i}", f"title {i} " * (1 + i % 3), "words and more words " * (1 + i), ("tag",), "a/b")
+             for i in range(7)]
+    ids = [tiny_model.prompt_builder.embedding_ids(n) for n in notes]
+    assert common_prefix_length(ids) >= 8  # the template's instruction
+    shared = tiny_model.embed(notes, batch_size=4)  # the default path
+    plain = tiny_model.embed_ids(ids, batch_size=4, share_prefix=False)
+    assert (shared * plain).sum(axis=1).min() >= 0.9999
+    assert common_prefix_length([[1, 2, 3], [1, 2]]) == 1  # each keeps at least its last token

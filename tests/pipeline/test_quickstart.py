@@ -23,7 +23,7 @@ def test_quickstart_end_to_end_and_resume(tmp_path, stackexchange_dir, tiny_back
     cfg = QuickstartConfig(
         stackexchange=str(stackexchange_dir), out=str(tmp_path / "qs"), model=str(tiny_backbone_dir),
         budget_minutes=1.0, max_notes=160, skip_baselines=True, gen_notes=3, examples=2, progress=False,
-        overrides=["train.max_steps=2", "train.batch_pairs=4"],
+        overrides=["train.max_steps=2", "train.batch_pairs=4", "train.max_seconds=0"],  # steps, not the clock
     )
     first = run_quickstart(cfg)
     out = tmp_path / "qs"

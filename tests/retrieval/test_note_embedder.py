@@ -50,7 +50,7 @@ def test_json_codec_reads_notes_like_the_data_folder(data_dir):
 def test_embedder_pickles_without_its_model(model_dir, data_dir):
     import pickle
 
-    embedder = NoteEmbedder(str(model_dir), bf16=False)
+    embedder = NoteEmbedder(str(model_dir), precision="fp32")
     notes = frame_to_notes(load_notes(data_dir))
     first = embedder(notes[:2])
     clone = pickle.loads(pickle.dumps(embedder))
@@ -82,9 +82,9 @@ def test_spark_embedding_matches_local_and_builds_an_index(spark, model_dir, dat
     from notellm.serve.store import LocalNoteIndex
 
     notes = frame_to_notes(load_notes(data_dir))
-    local = encode_notes(NoteEmbedder(str(model_dir), bf16=False), notes, progress=False)
+    local = encode_notes(NoteEmbedder(str(model_dir), precision="fp32"), notes, progress=False)
     count = embed_with_spark(data_dir / S.NOTES_FILE, NoteEmbedder(str(model_dir)), tmp_path / "shards",
-                             SparkEmbedConfig(batch_size=2, shards=3, bf16=False))
+                             SparkEmbedConfig(batch_size=2, shards=3, precision="fp32"))
     assert count == len(notes)
     remote = read_vectors(tmp_path / "shards")
     assert sorted(remote.ids) == sorted(local.ids)

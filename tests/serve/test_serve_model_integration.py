@@ -46,7 +46,7 @@ def test_index_build_cli_then_serve_with_notellm(model_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert "indexed 12 notes" in result.output
 
-    encoder = load_encoder(model_dir, bf16=False)
+    encoder = load_encoder(model_dir, precision="fp32")
     index = LocalNoteIndex.open(tmp_path / "index")
     assert index.dim == 16
     np.testing.assert_allclose(index.vectors(["beer-1"]), encoder.encode([notes[5]]), atol=1e-5)

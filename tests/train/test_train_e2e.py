@@ -82,9 +82,28 @@ def test_killed_and_resumed_run_matches_uninterrupted(tiny_backbone_dir, toy_dat
     assert again.steps == 4 and again.completed
 
 
-def test_budgeted_run_fits_its_schedule_and_finishes(tiny_backbone_dir, toy_data_dir, tmp_path):
+class FakeClock:
+    """Stands in for the `time` module inside notellm.train.loop: seconds pass only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_budgeted_run_fits_its_schedule_and_finishes(tiny_backbone_dir, toy_data_dir, tmp_path, monkeypatch):
     """A time budget far below the planned epochs: the schedule is fitted (and re-fitted) so the run still ends
     with a full warmup and decay ("done", LR 0) inside the budget, instead of stopping mid-schedule."""
+    import notellm.train.loop as loop
+
+    clock = FakeClock()  # every micro-batch costs exactly 1 s: the outcome does not depend on this machine's speed
+    real_step = loop.training_step
+    monkeypatch.setattr(loop, "time", clock)
+    monkeypatch.setattr(loop, "training_step", lambda *a, **k: clock.advance(1.0) or real_step(*a, **k))
     out = tmp_path / "budget"
     cfg = tiny_config(tiny_backbone_dir, toy_data_dir, out, "train.max_steps=0", "train.epochs=400",
                       "train.max_seconds=8", "train.refit_every=5", "train.eval_every=100000",

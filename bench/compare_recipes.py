@@ -1,0 +1,118 @@
+"""Which training recipe learns most from a fixed CPU budget: full fine-tuning, top-N cached, LoRA, and fine-tuned
+SentenceBERT, each trained for the same wall-clock seconds on the shipped data and scored on the same cold test pool.
+
+    flock /tmp/notellm-heavy.lock python bench/compare_recipes.py --out /tmp/recipes --seconds 180 --recipe top4
+    python bench/compare_recipes.py --out /tmp/recipes --table      # the markdown table of every recipe run so far
+
+One recipe per invocation (each fits in a 10-minute locked slot); data import + mining are cached stages shared by
+all of them. Per recipe it records optimizer steps, pairs seen, the validation loss at the end (16 val pairs; the
+untrained model's validation is computed once for all recipes), test recall (paper rule, the quickstart's
+protocol), seconds, precision and the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+RECIPES = {
+    "full": ["train.mode=full"],
+    "top2": ["train.mode=top_n", "train.top_n_layers=2", "train.lr=1e-4"],
+    "top4": ["train.mode=top_n", "train.top_n_layers=4", "train.lr=1e-4"],
+    "top8": ["train.mode=top_n", "train.top_n_layers=8", "train.lr=1e-4"],
+    "lora": ["train.mode=lora", "train.lora_r=16", "train.lora_alpha=32", "train.lr=2e-4"],
+    "lora_top8": ["train.mode=lora", "train.lora_layers=8", "train.lora_r=16", "train.lora_alpha=32", "train.lr=2e-4"],
+}
+COMMON = ["train.eval_every=100000", "train.val_max_pairs=16", "train.checkpoint_every=0"]
+
+
+def _recall(result: dict) -> dict:
+    overall = result["paper"]["overall"]
+    return {k: overall[k] for k in overall if k.startswith("recall")} | {"n_queries": overall["n_queries"]}
+
+
+def run(recipe: str, out: Path, seconds: float) -> dict:
+    from rich.console import Console
+
+    from notellm.evaluation.protocol import EmbeddingScorer
+    from notellm.pipeline.context import evaluate_scorer
+    from notellm.pipeline.quickstart import QuickstartConfig, _train, prepare_data, train_config
+    from notellm.pipeline.stages import StageRunner
+    from notellm.retrieval.encode import encode_notes
+
+    load_start = os.getloadavg()
+    console = Console(stderr=True)
+    cfg = QuickstartConfig(out=str(out), progress=True)
+    ctx, _, _ = prepare_data(cfg, StageRunner(out, console), out / "data", console)
+    t0 = time.monotonic()
+    if recipe == "sbert":
+        from notellm.data import schema as S
+        from notellm.evaluation.sbert import finetune_sbert
+
+        pairs = [(ctx.notes_by_id[str(a)], ctx.notes_by_id[str(b)])
+                 for a, b in zip(ctx.train_pairs[S.NOTE_ID_A], ctx.train_pairs[S.NOTE_ID_B])]
+        encoder, log = finetune_sbert(pairs, max_seconds=seconds, seed=0)
+        row = {"steps": log["steps"], "pairs_seen": log["steps"] * 32, "val_loss": None,
+               "train_seconds": log["seconds"], "precision": log["precision"]["name"]}
+        encoder.name = "SentenceBERT fine-tuned"
+    else:
+        from notellm.model.notellm import NoteLLM
+        from notellm.retrieval.encode import NoteLLMEncoder
+
+        tcfg, _ = train_config(cfg, out / "data", out / "runs" / recipe, seconds,
+                               RECIPES[recipe] + COMMON + [f"train.val0_cache={out / 'val0_cache.json'}"])
+        trained = _train(tcfg)
+        rows = [json.loads(x) for x in Path(trained["metrics_path"]).read_text().splitlines() if x.strip()]
+        val = [r["val_loss"] for r in rows if "val_loss" in r]
+        result = json.loads((Path(tcfg.train.out_dir) / "train_result.json").read_text())
+        row = {"steps": trained["steps"], "pairs_seen": trained["steps"] * tcfg.train.batch_pairs,
+               "val_loss_start": val[0] if val else None, "val_loss": val[-1] if len(val) > 1 else None,
+               "train_seconds": trained["seconds"], "precision": trained["precision"]["name"],
+               "peak_gflops": trained["precision"]["peak_gflops"], "frozen_cache": result.get("frozen_cache"),
+               "stop_reason": trained["stop_reason"], "total_steps": trained["total_steps"]}
+        encoder = NoteLLMEncoder(NoteLLM.from_pretrained(trained["model_dir"]), name=recipe)
+    vectors = encode_notes(encoder, ctx.pool_notes(), desc=f"embed test pool ({recipe})")
+    row["test"] = _recall(evaluate_scorer(ctx, EmbeddingScorer(vectors, recipe), progress=False))
+    row.update(recipe=recipe, budget_seconds=seconds, wall_seconds=time.monotonic() - t0,
+               pool=len(ctx.pool_ids), loadavg_start=load_start, loadavg_end=os.getloadavg(),
+               train_pairs=len(ctx.train_pairs))
+    (out / "recipes").mkdir(parents=True, exist_ok=True)
+    (out / "recipes" / f"{recipe}.json").write_text(json.dumps(row, indent=1))
+    return row
+
+
+def table(out: Path) -> str:
+    lines = ["| recipe | steps | pairs seen | val loss (start → end) | test R@1 | test R@10 | test R@avg | "
+             "train s | load avg |", "|---|---|---|---|---|---|---|---|---|"]
+    for path in sorted((out / "recipes").glob("*.json")):
+        r = json.loads(path.read_text())
+        t = r["test"]
+        val = (f"{r['val_loss_start']:.3f} → {r['val_loss']:.3f}" if r.get("val_loss") is not None
+               else "–")
+        lines.append(f"| {r['recipe']} | {r['steps']} | {r['pairs_seen']} | {val} | {100 * t.get('recall@1', 0):.2f} "
+                     f"| {100 * t.get('recall@10', float('nan')):.2f} | {100 * t.get('recall_avg', float('nan')):.2f} "
+                     f"| {r['train_seconds']:.0f} | {r['loadavg_start'][0]:.1f}–{r['loadavg_end'][0]:.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--recipe", choices=[*RECIPES, "sbert"])
+    parser.add_argument("--seconds", type=float, default=180.0, help="training seconds per recipe")
+    parser.add_argument("--table", action="store_true")
+    args = parser.parse_args()
+    if args.recipe:
+        print(json.dumps(run(args.recipe, args.out.resolve(), args.seconds), indent=1))
+    if args.table:
+        print(table(args.out.resolve()))
+
+
+if __name__ == "__main__":
+    main()
