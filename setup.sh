@@ -23,5 +23,13 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "note: install Debian's 'chromium' package to run the browser test (it is skipped without it)" >&2
   fi
 fi
+# Debian's wrk is the native load generator of bench/bench_serve.py (it falls back to a Python client without it).
+if ! command -v wrk >/dev/null 2>&1; then
+  if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+  else
+    echo "note: install Debian's 'wrk' package for bench/bench_serve.py (it uses a slower Python client without it)" >&2
+  fi
+fi
 python -c "import torch; assert '+cpu' in torch.__version__ or torch.cuda.is_available(), torch.__version__"
 echo "notellm set up: $(python -c 'import notellm; print(notellm.__version__)')"
