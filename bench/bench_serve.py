@@ -158,7 +158,8 @@ def main() -> None:
     parser.add_argument("--index-notes", type=int, default=3750, help="Stack Exchange notes to index (0 = all)")
     parser.add_argument("--synthetic-notes", type=int, default=0,
                         help="index this many synthetic vectors instead of Stack Exchange notes (scale runs)")
-    parser.add_argument("--connections", type=int, default=50, help="open connections (concurrent requests)")
+    parser.add_argument("--connections", "--clients", type=int, default=50,
+                        help="open connections (concurrent requests)")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
     parser.add_argument("--timeout", type=float, default=10.0, help="wrk: a request slower than this is an error")
     parser.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}")
@@ -169,6 +170,8 @@ def main() -> None:
                         help="milvus = embedded milvus-lite file in the workdir, seeded from the index")
     parser.add_argument("--serve-arg", action="append", default=[],
                         help="extra `notellm serve` argument (repeatable), e.g. --serve-arg=--set=related_cache_k=50")
+    parser.add_argument("--profile", default="", metavar="PHASE",
+                        help="sample the server with py-spy during this phase and print where its time goes")
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and load generator to cores")
     parser.add_argument("--reuse-index", action="store_true", help="keep an index already built in the workdir")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "notellm-bench")
@@ -240,6 +243,12 @@ def main() -> None:
         for phase in phases:
             load = os.getloadavg()[0]
             cpu0 = server_cpu_seconds(proc.pid)
+            spy = None
+            if phase == args.profile:
+                raw = args.workdir / f"profile-{phase}.txt"
+                spy = subprocess.Popen(["py-spy", "record", "--pid", str(proc.pid), "--format", "raw", "--rate", "200",
+                                        "--duration", f"{int(args.duration)}", "--nonblocking", "-o", str(raw)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             if args.driver == "wrk":
                 out = args.workdir / f"wrk-{phase}.json"
                 result = run_wrk(base, phase, args, ids_file, bodies_file, out, client_cpu)
@@ -247,6 +256,9 @@ def main() -> None:
                 make = python_requests(phase, ids, bodies, args.k, args.seed)
                 result = asyncio.run(run_python(base, args.connections, args.duration, make))
             cpu = server_cpu_seconds(proc.pid) - cpu0
+            if spy is not None:
+                spy.wait()
+                print(profile_summary(raw))
             result["server_cpu_ms_per_request"] = round(1000 * cpu / max(result["requests"], 1), 3)
             result["loadavg_1m_start"], result["loadavg_1m_end"] = round(load, 2), round(os.getloadavg()[0], 2)
             results[phase] = result
@@ -288,6 +300,32 @@ def main() -> None:
     if any(p["errors"] for p in results.values()):
         raise SystemExit("errors during the load test: " + str({k: p.get("error_kinds", p.get("error_samples"))
                                                                for k, p in results.items() if p["errors"]}))
+
+
+def profile_summary(raw: Path, top: int = 25) -> str:
+    """Share of py-spy samples per function: self (innermost frame) and total (anywhere on the stack)."""
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in raw.read_text(encoding="utf-8").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = [re.sub(r" \((.*/)?([^/]+):\d+\)$", r" (\2)", f) for f in stack.split(";")]
+        n = int(count)
+        samples += n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + n
+    if not samples:
+        return f"py-spy: no samples in {raw}"
+    lines = [f"py-spy: {samples} samples of the server ({raw}); share of samples, self | total"]
+    for frame, n in sorted(own.items(), key=lambda t: -t[1])[:top]:
+        lines.append(f"  {100 * n / samples:5.1f}% | {100 * total[frame] / samples:5.1f}%  {frame}")
+    lines.append("  top inclusive:")
+    for frame, n in sorted(total.items(), key=lambda t: -t[1])[:top]:
+        lines.append(f"  {100 * n / samples:5.1f}%  {frame}")
+    return "\n".join(lines)
 
 
 def embed_batches(metrics_text: str) -> dict:
