@@ -48,7 +48,7 @@ class ServeConfig:
     related_cache_k: int = 0
     """Precompute each note's top `related_cache_k` neighbours at start-up and keep them exact under writes, so
     related requests with k (or candidate_factor*k when diversifying) up to it are lookups. 0 = off. Costs an
-    O(N^2 d) build (seconds at 10^4 notes, minutes at 10^5) and N*k*12 bytes; local (faiss) backend sized."""
+    O(N^2 d) build at start-up (seconds at 10^4 notes, about a minute at 5x10^4) and N*(k*12 + 4d) bytes."""
     compact_every: int = 2000
     """Local store: fold the write-ahead log into a new snapshot after this many logged records (0 = never)."""
     milvus_collection: str = "notellm_notes"
