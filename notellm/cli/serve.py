@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -81,6 +82,11 @@ def serve(
             _fail(f"the model embeds into {dim} dims but the index holds {notes.dim}-dim vectors; "
                   "rebuild the index with this model (`notellm index build`)")
         app = create_app(notes, loaded, cfg, model_name=model.name)
+        # The model, the notes and the libraries are ~0.5 M long-lived objects: a full cyclic-GC pass over them
+        # stalls every request for ~300 ms (measured; the p99 of a busy server). Freeze them out of the collector;
+        # they live as long as the process, and refcounting still frees anything acyclic.
+        gc.collect()
+        gc.freeze()
         # uvloop + httptools: the fastest event loop and HTTP parser uvicorn offers (both are dependencies)
         uvicorn.run(app, host=host, port=port, log_level=log_level, loop="uvloop", http="httptools",
                     access_log=access_log)
