@@ -26,12 +26,13 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from notellm import __version__
-from notellm.serve.backend import NoteIndex
 from notellm.serve.config import ServeConfig
 from notellm.serve.embedder import Embedder
 from notellm.serve.metrics import MetricsMiddleware
+from notellm.serve.protocol import NoteIndex
 from notellm.serve.routes import ROUTERS
 from notellm.serve.routes.ops import WEB_DIR
+from notellm.serve.security import install_security
 from notellm.serve.service import Service
 
 DESCRIPTION = ("NoteLLM note recommendation service: related notes (I2I) with optional diversity re-ranking, live "
@@ -50,8 +51,9 @@ def create_app(index: NoteIndex, model: Embedder, cfg: ServeConfig | None = None
         await svc.batcher.stop()
 
     app = FastAPI(title="notellm", version=__version__, lifespan=lifespan, description=DESCRIPTION)
-    app.state.service = svc
+    app.state.service, app.state.gate = svc, svc.gate
     app.add_middleware(MetricsMiddleware, metrics=svc.metrics, max_body_bytes=svc.cfg.max_body_bytes)
+    install_security(app, svc.cfg.allowed_hosts)  # Host check, CSP, 422s for any input (security.py)
     for router in ROUTERS:
         app.include_router(router)
     app.add_exception_handler(Exception, internal_error)

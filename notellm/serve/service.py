@@ -7,7 +7,6 @@ written against it alone. Kept free of FastAPI routing so it is cheap to import.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,11 +15,13 @@ from fastapi import HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
 from notellm.data.schema import Note
-from notellm.serve.backend import URL, NoteIndex, note_url
 from notellm.serve.batcher import EmbedBatcher
+from notellm.serve.codec import URL, note_url
 from notellm.serve.config import ServeConfig
 from notellm.serve.embedder import Embedder
+from notellm.serve.gate import ModelGate
 from notellm.serve.metrics import ServiceMetrics
+from notellm.serve.protocol import NoteIndex
 from notellm.serve.related_cache import RelatedCache
 from notellm.serve.schemas import NoteText
 
@@ -38,7 +39,7 @@ class Service:
     cfg: ServeConfig
     model_name: str = ""
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
-    model_lock: threading.Lock = field(default_factory=threading.Lock)  # one model call at a time (CPU torch)
+    gate: ModelGate = field(default_factory=ModelGate)  # one model call at a time, embeddings before generation
     batcher: EmbedBatcher = field(init=False)
     cache: RelatedCache | None = field(default=None, init=False)  # built at start-up if cfg.related_cache_k > 0
 
@@ -48,7 +49,7 @@ class Service:
         self.batcher.on_batch = self.metrics.embed_batch.observe
 
     def _embed(self, notes: list[Note]) -> np.ndarray:
-        with self.model_lock:
+        with self.gate.embedding():
             return np.asarray(self.model.embed(notes, batch_size=self.cfg.embed_batch_size), dtype=np.float32)
 
     async def call(self, fn, *args: Any):

@@ -112,7 +112,8 @@ def test_service_answers_from_the_cache_and_keeps_it_exact_through_the_api(index
 
     index = LocalNoteIndex.open(index_dir, compact_every=0)
     try:
-        with TestClient(create_app(index, embedder, ServeConfig(related_cache_k=30), model_name="hashing")) as client:
+        app = create_app(index, embedder, ServeConfig(related_cache_k=30), model_name="hashing")
+        with TestClient(app, base_url="http://localhost") as client:  # a loopback Host (security.py)
             cache = client.app.state.service.cache
             assert cache is not None and len(cache) == len(index) == 24
             new = {"note_id": "espresso-new", "title": "coffee espresso grinder", "content": "crema roast beans",

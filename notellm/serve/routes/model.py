@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
 from notellm.serve.embedder import can_generate
+from notellm.serve.generation import generate_in_chunks
 from notellm.serve.responses import JSONBytes
 from notellm.serve.routes.errors import ERRORS
 from notellm.serve.schemas import EmbedIn, EmbedOut, ErrorOut, GenerateIn, GenerateOut
@@ -22,7 +23,7 @@ async def embed(body: EmbedIn, svc: Service = Depends(service)):
     return JSONBytes({"dim": int(vectors.shape[1]), "embeddings": vectors})
 
 
-def _generate(svc: Service, body: GenerateIn) -> dict:
+def _generate(svc: Service, body: GenerateIn) -> GenerateOut:
     model = svc.model
     if not can_generate(model, body.task):
         raise HTTPException(501, f"the loaded model cannot generate {body.task}")
@@ -38,18 +39,11 @@ def _generate(svc: Service, body: GenerateIn) -> dict:
     else:
         svc.check_notes(body.notes, require_unique_ids=False)
         notes = [to_note(n) for n in body.notes]
-    with svc.model_lock:
-        if body.task == "hashtags":
-            tags = model.generate_hashtags(notes, k=body.k, constrained=bool(body.vocabulary),
-                                           vocabulary=body.vocabulary)
-            results = [{"note_id": n.note_id, "hashtags": list(t), "category": None} for n, t in zip(notes, tags)]
-        else:
-            cats = model.generate_category(notes, constrained=bool(body.categories), categories=body.categories)
-            results = [{"note_id": n.note_id, "hashtags": None, "category": c} for n, c in zip(notes, cats)]
-    return {"task": body.task, "results": results}
+    results = generate_in_chunks(model, svc.gate, body, notes, svc.cfg.generate_chunk_notes)  # writes go first
+    return GenerateOut(task=body.task, results=results)
 
 
 @router.post("/generate", response_model=GenerateOut, responses={**ERRORS, 501: {"model": ErrorOut}})
 async def generate(body: GenerateIn, svc: Service = Depends(service)):
     """Generate hashtags (k per note) or a category for stored notes (`note_ids`) or posted `notes`."""
-    return JSONBytes(await run_in_threadpool(_generate, svc, body))  # a model call: off the loop
+    return await run_in_threadpool(_generate, svc, body)  # model calls: off the loop
