@@ -155,6 +155,8 @@ def synthetic_index(out: Path, n: int, dim: int, seed: int) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbone", default="tiny", help="tiny, smollm2-135m, or a local HF folder")
+    parser.add_argument("--model-dir", type=Path, default=None,
+                        help="serve this saved folder instead (a NoteLLM folder, or an ONNX export: --runtime onnx)")
     parser.add_argument("--index-notes", type=int, default=3750, help="Stack Exchange notes to index (0 = all)")
     parser.add_argument("--synthetic-notes", type=int, default=0,
                         help="index this many synthetic vectors instead of Stack Exchange notes (scale runs)")
@@ -188,14 +190,15 @@ def main() -> None:
     pin = not args.no_pin and len(cpus) >= 2
     server_cpu, client_cpu = (cpus[0], cpus[1]) if pin else (None, None)
 
-    model_dir = save_model(args.backbone, args.workdir)
+    model_dir = args.model_dir or save_model(args.backbone, args.workdir)
+    args.backbone = str(args.model_dir or args.backbone)
     pool = stackexchange_notes(args.workdir, 0)
     t = time.perf_counter()
     if args.synthetic_notes:
         from notellm.data.schema import Note
-        from notellm.serve.embedder import load_model
+        from notellm.retrieval.runtime import load_encoder
 
-        dim = load_model(model_dir).embed([Note(note_id="p", title="p", content="")]).shape[1]
+        dim = load_encoder(model_dir, None, bf16=False).encode([Note(note_id="p", title="p", content="")]).shape[1]
         index_dir = args.workdir / f"index-synthetic-{args.synthetic_notes}-{dim}"
         if not (args.reuse_index and (index_dir / "index.json").exists()):
             synthetic_index(index_dir, args.synthetic_notes, dim, args.seed)
@@ -265,7 +268,8 @@ def main() -> None:
             print(f"{phase}: {result['throughput_rps']} req/s, p99 {result['p99_ms']} ms, "
                   f"{result['errors']} errors", flush=True)
         metrics = httpx.get(base + "/metrics").text
-        notes_after = httpx.get(base + "/health").json()["notes"]
+        health = httpx.get(base + "/health").json()
+        notes_after = health["notes"]
     finally:
         stop_server(proc)
     load_end = os.getloadavg()
@@ -275,7 +279,8 @@ def main() -> None:
         "loadavg_start": [round(x, 2) for x in load_start], "loadavg_end": [round(x, 2) for x in load_end],
         "note": "the load average counts other users' jobs on this machine; the server had one core, wrk another",
         "driver": args.driver, "pinned": {"server_cpu": server_cpu, "client_cpu": client_cpu},
-        "backbone": args.backbone, "backend": args.backend, "serve_args": server_args,
+        "backbone": args.backbone, "runtime": health["runtime"], "precision": health["precision"],
+        "backend": args.backend, "serve_args": server_args,
         "indexed_notes": len(ids), "synthetic": bool(args.synthetic_notes),
         "connections": args.connections, "duration_s": args.duration, "k": args.k, "mix": MIX,
         "index_build_s": round(build_s, 1), "server_startup_s": round(startup_s, 1),
@@ -287,7 +292,8 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
-    print(f"\nnotellm serve load test ({args.driver}): backbone={args.backbone}, backend={args.backend}, "
+    print(f"\nnotellm serve load test ({args.driver}): backbone={args.backbone}, runtime={health['runtime']} "
+          f"({health['precision']}), backend={args.backend}, "
           f"{len(ids)} notes, {args.connections} connections, {args.duration:g} s per phase, "
           f"{machine()['nproc']} CPUs ({machine()['cpu']}), server on cpu {server_cpu}, load on cpu {client_cpu}")
     print(f"load average start {load_start[0]:.2f}, end {load_end[0]:.2f} (other jobs count too)")

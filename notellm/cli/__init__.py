@@ -10,8 +10,8 @@ import importlib
 
 import typer
 
-# Order = the data flow: import/mine -> train -> evaluate -> rerank/feed -> serve.
-AREAS = ("data", "train", "evaluate", "rerank", "serve")
+# Order = the data flow: import/mine -> train -> evaluate -> rerank/feed -> export -> serve.
+AREAS = ("data", "train", "evaluate", "rerank", "export", "serve")
 
 
 def build_app() -> typer.Typer:

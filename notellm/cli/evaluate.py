@@ -5,6 +5,7 @@
     notellm ablate --budget 60
     notellm evaluate --model runs/x/model --data notellm-data/se --out runs/x/eval
     notellm embed --model runs/x/model --data notellm-data/se --out vectors.npz
+    notellm embed --model runs/x/model-int8 --runtime onnx --data notellm-data/se --out vectors.npz
     notellm report runs/x/metrics.json
 """
 
@@ -101,12 +102,26 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="Folder for metrics.json and the report.")],
     baselines: Annotated[bool, typer.Option(help="Also score SentenceBERT, BM25 and ItemCF.")] = True,
     gen_notes: Annotated[int, typer.Option(help="Test notes for the generation metrics (0 = skip).")] = 100,
+    runtime: Annotated[str, typer.Option(help="Embed on torch (the --model) or onnx (the --onnx-model export); "
+                                              "generation always runs on the PyTorch --model.")] = "torch",
+    onnx_model: Annotated[Path | None, typer.Option(help="`notellm export` folder of --model (with --runtime onnx).")]
+    = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for ONNX Runtime (default: PyTorch's).")] = None,
 ) -> None:
     """Recall@K (paper and code rules, links, breakdowns) and generation metrics of a trained NoteLLM."""
     from notellm.pipeline.evaluate_model import evaluate_model
 
+    if runtime not in ("torch", "onnx"):
+        _fail(f"--runtime must be torch or onnx, got {runtime!r}")
+    if (runtime == "onnx") != (onnx_model is not None):
+        _fail("--runtime onnx and --onnx-model go together (the export folder to embed with)")
     try:
-        result = evaluate_model(model, data, out, baselines=baselines, gen_notes=gen_notes)
+        encoder = None
+        if onnx_model is not None:
+            from notellm.retrieval.runtime import load_encoder
+
+            encoder = load_encoder(onnx_model, "onnx", threads=threads)
+        result = evaluate_model(model, data, out, baselines=baselines, gen_notes=gen_notes, encoder=encoder)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     typer.echo(f"report: {result['report_html']}")
@@ -115,13 +130,18 @@ def evaluate(
 def embed(
     data: Annotated[Path, typer.Option(help="Data folder with notes.parquet.")],
     out: Annotated[Path, typer.Option(help="Vectors file to write (.npz: ids + vectors).")],
-    model: Annotated[Path | None, typer.Option(help="Saved NoteLLM folder (omit with --encoder sbert).")] = None,
+    model: Annotated[Path | None, typer.Option(help="Saved NoteLLM folder or ONNX export (omit with --encoder "
+                                                    "sbert).")] = None,
     encoder: Annotated[str, typer.Option(help="notellm or sbert (all-MiniLM-L6-v2).")] = "notellm",
     batch_size: Annotated[int, typer.Option(help="Notes per chunk.")] = 64,
+    runtime: Annotated[str | None, typer.Option(help="torch (NoteLLM folder) or onnx (`notellm export` folder); "
+                                                     "default: what the --model folder is.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: PyTorch's setting).")] = None,
 ) -> None:
     """Embed every note of a data folder into a NoteVectors .npz file."""
     from notellm.data.store import frame_to_notes, load_notes
-    from notellm.retrieval.encode import NoteLLMEncoder, encode_notes
+    from notellm.retrieval.encode import encode_notes
+    from notellm.retrieval.runtime import load_encoder
 
     if encoder not in ("notellm", "sbert"):
         _fail(f"--encoder must be notellm or sbert, got {encoder!r}")
@@ -134,9 +154,7 @@ def embed(
 
             enc = SentenceBertEncoder()
         else:
-            from notellm.model.notellm import NoteLLM
-
-            enc = NoteLLMEncoder(NoteLLM.from_pretrained(model))
+            enc = load_encoder(model, runtime, threads=threads)
         path = encode_notes(enc, notes, chunk_size=batch_size).save(out)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))

@@ -2,7 +2,7 @@
 
 Modules (the data flow of one request, top to bottom):
     config.py    ServeConfig: limits, micro-batching and compaction settings
-    app.py       create_app(index, model, cfg) -> FastAPI (assembles routers, middleware, start-up)
+    app.py       create_app(index, encoder, cfg, generator=) -> FastAPI (assembles routers, middleware, start-up)
     service.py   Service: the state routes share (index, model, limits, batcher, cache) + its dependency
     routes/      one router per concern: related (hot path), notes, model (embed/generate), ops (health/metrics)
     responses.py JSONBytes: orjson-encoded responses built from plain dicts
@@ -14,8 +14,8 @@ Modules (the data flow of one request, top to bottom):
     store.py     LocalNoteIndex: snapshot + write-ahead log + exact FAISS (default backend)
     wal.py       the framed, fsynced write-ahead log
     milvus.py    MilvusNoteIndex: the same contract on Milvus (cluster URI or milvus-lite file)
-    build.py     build_index(model, notes, out): the `notellm index build` step
-    embedder.py  Embedder protocol, load_model(path)
+    build.py     build_index(encoder, notes, out): the `notellm index build` step
+    generator.py the PyTorch model behind /generate, loaded only when enabled (LazyGenerator)
     openapi.py   the OpenAPI document (docs/openapi.json)
     web/         the page served at /
 """

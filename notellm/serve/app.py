@@ -26,8 +26,8 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from notellm import __version__
+from notellm.retrieval.encode import Encoder
 from notellm.serve.config import ServeConfig
-from notellm.serve.embedder import Embedder
 from notellm.serve.metrics import MetricsMiddleware
 from notellm.serve.protocol import NoteIndex
 from notellm.serve.routes import ROUTERS
@@ -39,9 +39,15 @@ DESCRIPTION = ("NoteLLM note recommendation service: related notes (I2I) with op
                "durable note updates, embeddings and hashtag/category generation.")
 
 
-def create_app(index: NoteIndex, model: Embedder, cfg: ServeConfig | None = None, model_name: str = "") -> FastAPI:
-    """The service app. The caller owns `index` and `model` (opens and closes them)."""
-    svc = Service(index=index, model=model, cfg=cfg or ServeConfig(), model_name=model_name)
+def create_app(index: NoteIndex, model: Encoder, cfg: ServeConfig | None = None, model_name: str = "",
+               generator: object | None = None) -> FastAPI:
+    """The service app. The caller owns `index` and `model` (opens and closes them).
+
+    `model` embeds (any `Encoder`: PyTorch or ONNX Runtime); `generator` serves /generate (a NoteLLM or a
+    `LazyGenerator`; default: `model` itself when it can generate, else /generate answers 501).
+    """
+    svc = Service(index=index, model=model, cfg=cfg or ServeConfig(), model_name=model_name,
+                  generator=model if generator is None else generator)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):

@@ -15,10 +15,10 @@ from fastapi import HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
 from notellm.data.schema import Note
+from notellm.retrieval.encode import Encoder
 from notellm.serve.batcher import EmbedBatcher
 from notellm.serve.codec import URL, note_url
 from notellm.serve.config import ServeConfig
-from notellm.serve.embedder import Embedder
 from notellm.serve.gate import ModelGate
 from notellm.serve.metrics import ServiceMetrics
 from notellm.serve.protocol import NoteIndex
@@ -35,9 +35,10 @@ class Service:
     """The service's state, shared by all routes of one app."""
 
     index: NoteIndex
-    model: Embedder
+    model: Encoder  # embeds (PyTorch or ONNX Runtime)
     cfg: ServeConfig
     model_name: str = ""
+    generator: object | None = None  # serves /generate (NoteLLM or LazyGenerator); None = cannot generate
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
     gate: ModelGate = field(default_factory=ModelGate)  # one model call at a time, embeddings before generation
     batcher: EmbedBatcher = field(init=False)
@@ -50,7 +51,7 @@ class Service:
 
     def _embed(self, notes: list[Note]) -> np.ndarray:
         with self.gate.embedding():
-            return np.asarray(self.model.embed(notes, batch_size=self.cfg.embed_batch_size), dtype=np.float32)
+            return np.asarray(self.model.encode(notes), dtype=np.float32)  # the encoder batches by its batch_size
 
     async def call(self, fn, *args: Any):
         """Run `fn(*args)` (index work) on the loop for in-process backends, else in the thread pool."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
-from notellm.serve.embedder import can_generate
 from notellm.serve.generation import generate_in_chunks
+from notellm.serve.generator import can_generate
 from notellm.serve.responses import JSONBytes
 from notellm.serve.routes.errors import ERRORS
 from notellm.serve.schemas import EmbedIn, EmbedOut, ErrorOut, GenerateIn, GenerateOut
@@ -24,9 +24,10 @@ async def embed(body: EmbedIn, svc: Service = Depends(service)):
 
 
 def _generate(svc: Service, body: GenerateIn) -> GenerateOut:
-    model = svc.model
+    model = svc.generator
     if not can_generate(model, body.task):
-        raise HTTPException(501, f"the loaded model cannot generate {body.task}")
+        raise HTTPException(501, f"the loaded model cannot generate {body.task} (generation runs on the PyTorch "
+                                 "model: start the service with --generate-model)")
     if body.note_ids:
         if len(body.note_ids) > svc.cfg.max_notes_per_request:
             raise HTTPException(413, f"{len(body.note_ids)} note ids; the limit is {svc.cfg.max_notes_per_request}")

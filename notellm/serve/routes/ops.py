@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from notellm.serve.embedder import can_generate
+from notellm.serve.generator import can_generate
 from notellm.serve.schemas import HealthOut
 from notellm.serve.service import Service, service
 
@@ -22,7 +22,9 @@ def health(svc: Service = Depends(service)):
     total = len(svc.index)
     svc.metrics.notes.set(total)
     return HealthOut(status="ok", backend=svc.index.name, notes=total, dim=svc.index.dim, model=svc.model_name,
-                     can_generate=can_generate(svc.model, "hashtags") and can_generate(svc.model, "category"))
+                     can_generate=can_generate(svc.generator, "hashtags") and can_generate(svc.generator, "category"),
+                     runtime=getattr(svc.model, "runtime", "custom"),
+                     precision=getattr(svc.model, "precision", "unknown"))
 
 
 @router.get("/metrics", tags=["ops"], response_class=Response,
