@@ -25,14 +25,14 @@ def _fail(message: str) -> None:
 
 
 def _config(stackexchange, notes, events, out, model, config, budget, max_notes, skip_baselines, gen_notes, seed,
-            override, warm_quantile=0.6):
+            override, warm_quantile=0.6, folds=1):
     from notellm.pipeline.quickstart import QuickstartConfig
 
     try:
         return QuickstartConfig(stackexchange=stackexchange, notes=notes, events=events, out=out, model=model,
                                 config=config, budget_minutes=budget, max_notes=max_notes,
                                 skip_baselines=skip_baselines, gen_notes=gen_notes, seed=seed,
-                                warm_quantile=warm_quantile, overrides=list(override or []))
+                                warm_quantile=warm_quantile, folds=folds, overrides=list(override or []))
     except ValueError as exc:
         _fail(str(exc))
 
@@ -55,12 +55,14 @@ def quickstart(
     warm_quantile: Annotated[float, typer.Option(
         help="Cut the log at this quantile of event times for the warm-note (ItemCF) table; 0 = none.")] = 0.6,
     override: Annotated[list[str] | None, typer.Option("-o", help="Training config override key=value.")] = None,
+    folds: Annotated[int, typer.Option(
+        help="Note splits: NoteLLM + SentenceBERT trained per fold (budget split), queries pooled.")] = 1,
 ) -> None:
     """Import, mine, train NoteLLM, evaluate it against every baseline and write report.md / report.html."""
     from notellm.pipeline.quickstart import run_quickstart
 
     cfg = _config(stackexchange, notes, events, out, model, config, budget, max_notes, skip_baselines, gen_notes,
-                  seed, override, warm_quantile)
+                  seed, override, warm_quantile, folds)
     try:
         result = run_quickstart(cfg)
     except (FileNotFoundError, ValueError) as exc:
@@ -101,12 +103,20 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="Folder for metrics.json and the report.")],
     baselines: Annotated[bool, typer.Option(help="Also score SentenceBERT, BM25 and ItemCF.")] = True,
     gen_notes: Annotated[int, typer.Option(help="Test notes for the generation metrics (0 = skip).")] = 100,
+    pool: Annotated[str, typer.Option(help="Candidates: test (test notes), full (every note) or both.")] = "test",
+    reference: Annotated[str | None, typer.Option(
+        help="Method the others are compared with (default: SentenceBERT).")] = None,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples of the queries.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
 ) -> None:
-    """Recall@K (paper and code rules, links, breakdowns) and generation metrics of a trained NoteLLM."""
-    from notellm.pipeline.evaluate_model import evaluate_model
+    """Recall@K with 95% intervals (paper and code rules, links, breakdowns), embedding health and generation
+    metrics with baselines, for a trained NoteLLM."""
+    from notellm.pipeline.evaluate_model import EvaluateConfig, evaluate_model
 
     try:
-        result = evaluate_model(model, data, out, baselines=baselines, gen_notes=gen_notes)
+        cfg = EvaluateConfig(baselines=baselines, gen_notes=gen_notes, pool=pool, reference=reference,
+                             resamples=resamples, seed=seed)
+        result = evaluate_model(model, data, out, cfg)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     typer.echo(f"report: {result['report_html']}")
@@ -152,7 +162,10 @@ def report(
 
     if not metrics.is_file():
         _fail(f"metrics file not found: {metrics}")
-    md, html = write_report_from_file(metrics, out)
+    try:
+        md, html = write_report_from_file(metrics, out)
+    except ValueError as exc:
+        _fail(f"{metrics}: {exc}")
     typer.echo(f"report: {html}\n        {md}")
 
 

@@ -1,27 +1,40 @@
-"""The evaluation context of a mined data folder, and the helpers every evaluation run shares.
+"""The evaluation harness: the evaluation context of a mined data folder and the runs every pipeline composes.
 
 `EvalContext.from_data_dir(dir)` loads notes, events, pairs and links once and fixes:
 - the test pool = the notes the split put in `test` (`note_splits.parquet`), i.e. notes never seen in training
   (the paper's pool is also disjoint from training notes, §3);
 - the test pairs (queries), the explicit links inside the pool, the breakdown buckets, and the training events
   (events on train-split notes, for ItemCF).
-`evaluate_scorer(ctx, scorer)` then runs the paper rule, the code rule and the links check for one method.
+`evaluate_scorer(ctx, scorer)` then runs the paper rule, the code rule and the links check for one method and
+returns the raw per-query ranks; `results.build_table` turns the raw results of all methods into the typed table
+with bootstrap intervals. Two candidate pools: `pool="test"` (the test notes only, as the paper) and
+`pool="full"` (every note, training notes included: the production I2I setting; queries are the same test pairs).
 If mining held out warm pairs (data/warm.py), `ctx.warm` holds that second evaluation (pool = every note with
 behaviour before t0, queries = new co-occurrences after t0, history events for ItemCF) and `evaluate_warm` runs it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from notellm.data import schema as S
 from notellm.evaluation.buckets import standard_breakdowns
-from notellm.evaluation.generation import category_metrics, hashtag_metrics
+from notellm.evaluation.generation import category_metrics, hashtag_metrics, tag_metrics
+from notellm.evaluation.generation_baselines import diversity, knn_vote, most_frequent
 from notellm.evaluation.protocol import Scorer, build_queries, evaluate_queries, links_queries
+from notellm.evaluation.results import GenerationReport, GenerationRow
+from notellm.retrieval.vectors import NoteVectors
+
+SCORINGS = ("greedy", "beam")
+
+Pool = Literal["test", "full"]
+POOL_RULES = {"test": "candidates = the test notes (notes never seen in training)",
+              "full": "candidates = every note, training notes included (the production I2I setting)"}
 
 
 @dataclass
@@ -58,6 +71,7 @@ class EvalContext:
     pool_ids: list[str]
     train_ids: list[str]
     breakdowns: dict
+    val_ids: list[str] = field(default_factory=list)
     warm: WarmEval | None = None
 
     @classmethod
@@ -74,6 +88,7 @@ class EvalContext:
         splits[S.NOTE_ID] = splits[S.NOTE_ID].astype(str)
         pool_ids = sorted(splits.loc[splits[S.SPLIT] == "test", S.NOTE_ID])
         train_ids = sorted(splits.loc[splits[S.SPLIT] == "train", S.NOTE_ID])
+        val_ids = sorted(splits.loc[splits[S.SPLIT] == "val", S.NOTE_ID])
         if not pool_ids:
             raise ValueError(f"{splits_path}: no note is in the test split; raise the test fraction")
         try:
@@ -92,12 +107,25 @@ class EvalContext:
             links=load_links(data_dir),
             pool_ids=pool_ids,
             train_ids=train_ids,
+            val_ids=val_ids,
             breakdowns=standard_breakdowns(notes, pool_ids, events, train_pairs),
             warm=warm,
         )
 
     def pool_notes(self) -> list:
         return [self.notes_by_id[i] for i in self.pool_ids]
+
+    @property
+    def all_ids(self) -> list[str]:
+        return sorted(self.notes_by_id)
+
+    def candidate_ids(self, pool: Pool) -> list[str]:
+        if pool not in POOL_RULES:
+            raise ValueError(f"unknown pool {pool!r}; use one of {sorted(POOL_RULES)}")
+        return self.pool_ids if pool == "test" else self.all_ids
+
+    def candidate_notes(self, pool: Pool) -> list:
+        return [self.notes_by_id[i] for i in self.candidate_ids(pool)]
 
     def warm_pool_notes(self) -> list:
         return [self.notes_by_id[i] for i in self.warm.pool_ids] if self.warm else []
@@ -121,16 +149,22 @@ class EvalContext:
         return sorted({tag for i in self.train_ids for tag in self.notes_by_id[i].hashtags if tag.strip()})
 
 
-def evaluate_scorer(ctx: EvalContext, scorer: Scorer, progress: bool = True) -> dict:
-    """{"paper": ..., "code": ..., "links": ...} results of `protocol.evaluate_queries` for one method."""
+def evaluate_scorer(ctx: EvalContext, scorer: Scorer, progress: bool = True, pool: Pool = "test") -> dict:
+    """{"paper": ..., "code": ..., "links": ...} raw results of `protocol.evaluate_queries` for one method.
+
+    `pool="full"` ranks the same test pairs against every note (the scorer must cover them all); breakdowns are
+    kept to the test pool, where their buckets are defined.
+    """
+    candidates = ctx.candidate_ids(pool)
+    breakdowns = ctx.breakdowns if pool == "test" else None
     out = {}
     for rule in ("paper", "code"):
         queries = build_queries(ctx.test_pairs, ctx.pool_ids, rule)
-        out[rule] = evaluate_queries(scorer, queries, ctx.pool_ids, breakdowns=ctx.breakdowns, progress=progress)
+        out[rule] = evaluate_queries(scorer, queries, candidates, breakdowns=breakdowns, progress=progress)
     if ctx.links is not None:
         queries = links_queries(ctx.links, ctx.pool_ids)
         if queries.query_ids:
-            out["links"] = evaluate_queries(scorer, queries, ctx.pool_ids, progress=progress)
+            out["links"] = evaluate_queries(scorer, queries, candidates, progress=progress)
     return out
 
 
@@ -167,29 +201,174 @@ def generation_sample(ctx: EvalContext, n: int, first: list[str] | None = None) 
     return (first + rest)[:n]
 
 
-def evaluate_generation(model, ctx: EvalContext, note_ids: list[str], progress: bool = True) -> dict:
-    """Category and hashtag metrics of a NoteLLM on `note_ids`, free and constrained decoding, plus outputs.
+def _scores(cat_pred: list[str], tag_pred: list[list[str]], notes: list, categories: list[str],
+            vocabulary: list[str]) -> tuple[dict, dict, dict]:
+    truth_cat, truth_tags = [n.category for n in notes], [list(n.hashtags) for n in notes]
+    return (category_metrics(cat_pred, truth_cat, categories), hashtag_metrics(tag_pred, truth_tags, vocabulary),
+            diversity(tag_pred))
+
+
+def _tag_f1(tags: list[list[str]], notes: list) -> float:
+    m = tag_metrics(tags, [list(n.hashtags) for n in notes])
+    p, r = m["tag_precision"], m["tag_recall"]
+    return 0.0 if not (p + r) or p != p or r != r else 2 * p * r / (p + r)
+
+
+def choose_constrained_scoring(model, ctx: EvalContext, val_ids: list[str], progress: bool = False) -> dict:
+    """Greedy or length-normalised beam for constrained decoding, chosen per task on validation notes.
+
+    Category by accuracy, hashtags by exact-tag F1; a tie keeps greedy (the cheaper path). Returns
+    {"category": scoring, "hashtags": scoring, "validation_notes": n, "scores": {task: {scoring: value}}}.
+    """
+    notes = [ctx.notes_by_id[i] for i in val_ids]
+    categories, vocabulary = ctx.category_set(), ctx.hashtag_vocabulary()
+    scores: dict[str, dict[str, float]] = {"category": {}, "hashtags": {}}
+    for scoring in SCORINGS:
+        cats = model.generate_category(notes, constrained=True, categories=categories, scoring=scoring,
+                                       progress=progress)
+        scores["category"][scoring] = category_metrics(cats, [n.category for n in notes], categories)["acc"]
+        if vocabulary:
+            tags = model.generate_hashtags(notes, k=5, constrained=True, vocabulary=vocabulary, scoring=scoring,
+                                           progress=progress)
+            scores["hashtags"][scoring] = _tag_f1(tags, notes)
+    choice = {task: max(SCORINGS, key=lambda s, task=task: (by.get(s, 0.0), s == "greedy"))
+              for task, by in scores.items()}
+    return {**choice, "validation_notes": len(notes), "scores": scores}
+
+
+def validation_sample(ctx: EvalContext, n: int) -> list[str]:
+    """Up to n validation-split note ids (seeded), for choices made before looking at test notes."""
+    rng = np.random.default_rng(1)
+    return [ctx.val_ids[i] for i in rng.permutation(len(ctx.val_ids))][:n]
+
+
+def evaluate_generation(model, ctx: EvalContext, note_ids: list[str], progress: bool = True,
+                        val_ids: list[str] | None = None, name: str = "NoteLLM") -> dict:
+    """Category and hashtag metrics of a NoteLLM on `note_ids`: free decoding and constrained decoding scored
+    greedily and by length-normalised beam; the constrained scoring used downstream is chosen on `val_ids`.
 
     Constrained hashtags use the training notes' tags (`hashtag_vocabulary`) as the closed set; `tags_reachable`
     is the share of the test notes' own tags inside it (the best tag recall constrained decoding can reach).
+    Returns {"rows": [GenerationRow as dict], "choice": ..., "outputs": {note_id: {...}}, ...}.
     """
     notes = [ctx.notes_by_id[i] for i in note_ids]
     categories, vocabulary = ctx.category_set(), ctx.hashtag_vocabulary()
-    free = model.generate_category(notes, constrained=False, progress=progress)
-    constrained = model.generate_category(notes, constrained=True, categories=categories, progress=progress)
-    tags = model.generate_hashtags(notes, k=5, progress=progress)
-    tags_c = (model.generate_hashtags(notes, k=5, constrained=True, vocabulary=vocabulary, progress=progress)
-              if vocabulary else [[] for _ in notes])
-    truth_cat, truth_tags = [n.category for n in notes], [list(n.hashtags) for n in notes]
+    choice = (choose_constrained_scoring(model, ctx, val_ids, progress=False) if val_ids
+              else {"category": "greedy", "hashtags": "greedy", "validation_notes": 0, "scores": {}})
+    decoded = {"free": (model.generate_category(notes, constrained=False, progress=progress),
+                        model.generate_hashtags(notes, k=5, progress=progress))}
+    for scoring in SCORINGS:
+        cats = model.generate_category(notes, constrained=True, categories=categories, scoring=scoring,
+                                       progress=progress)
+        tags = (model.generate_hashtags(notes, k=5, constrained=True, vocabulary=vocabulary, scoring=scoring,
+                                        progress=progress) if vocabulary else [[] for _ in notes])
+        decoded[f"constrained {scoring}"] = (cats, tags)
+    rows = []
+    for decoding, (cats, tags) in decoded.items():
+        cat_m, tag_m, div = _scores(cats, tags, notes, categories, vocabulary)
+        chosen = " and ".join(t for t in ("category", "hashtags") if decoding == f"constrained {choice[t]}")
+        rows.append(asdict(GenerationRow(model=name, decoding=decoding, category=cat_m, hashtags=tag_m,
+                                         diversity=div, chosen=chosen)))
     known = set(vocabulary)
-    reachable = [t in known for tags_ in truth_tags for t in tags_]
+    reachable = [t in known for n in notes for t in n.hashtags]
+    best_cat = decoded[f"constrained {choice['category']}"][0]
+    best_tags = decoded[f"constrained {choice['hashtags']}"][1]
     return {
-        "category_free": category_metrics(free, truth_cat, categories),
-        "category_constrained": category_metrics(constrained, truth_cat, categories),
-        "hashtags": hashtag_metrics(tags, truth_tags, vocabulary),
-        "hashtags_constrained": {**hashtag_metrics(tags_c, truth_tags, vocabulary),
-                                 "vocabulary": len(vocabulary),
-                                 "tags_reachable": float(np.mean(reachable)) if reachable else float("nan")},
+        "rows": rows, "choice": choice, "vocabulary": len(vocabulary), "notes": len(notes),
+        "tags_reachable": float(np.mean(reachable)) if reachable else float("nan"),
         "outputs": {i: {"category_free": f, "category_constrained": c, "hashtags": t, "hashtags_constrained": tc}
-                    for i, f, c, t, tc in zip(note_ids, free, constrained, tags, tags_c)},
+                    for i, f, c, t, tc in zip(note_ids, decoded["free"][0], best_cat, decoded["free"][1], best_tags)},
     }
+
+
+def generation_baselines(ctx: EvalContext, note_ids: list[str], vectors: dict[str, NoteVectors | Path],
+                         neighbours: int = 10, k: int = 5) -> list[dict]:
+    """GenerationRow dicts of the trivial baselines on `note_ids`: the training set's most frequent category and
+    tags, and kNN voting from the nearest training notes under each embedding in `vectors` (which must cover the
+    training notes and `note_ids`)."""
+    notes = [ctx.notes_by_id[i] for i in note_ids]
+    categories, vocabulary = ctx.category_set(), ctx.hashtag_vocabulary()
+    train = [ctx.notes_by_id[i] for i in ctx.train_ids]
+    train_tags, train_cats = [list(n.hashtags) for n in train], [[n.category] for n in train]
+    top_cat, top_tags = (most_frequent(train_cats, 1) or [""])[0], most_frequent(train_tags, k)
+    predicted = {("most frequent (training notes)", "baseline"): ([top_cat] * len(notes), [top_tags] * len(notes))}
+    for label, vecs in vectors.items():
+        vecs = vecs if isinstance(vecs, NoteVectors) else NoteVectors.load(vecs)
+        q = vecs.matrix[vecs.rows(note_ids)]
+        t = vecs.matrix[vecs.rows(ctx.train_ids)]
+        cats = [c[0] if c else "" for c in knn_vote(q, t, train_cats, 1, neighbours)]
+        predicted[(f"kNN vote ({label})", f"baseline, {neighbours} neighbours")] = (
+            cats, knn_vote(q, t, train_tags, k, neighbours))
+    rows = []
+    for (name, decoding), (cats, tags) in predicted.items():
+        cat_m, tag_m, div = _scores(cats, tags, notes, categories, vocabulary)
+        rows.append(asdict(GenerationRow(model=name, decoding=decoding, category=cat_m, hashtags=tag_m,
+                                         diversity=div)))
+    return rows
+
+
+# --- composed runs: what the pipelines call (their results are JSON-able, for the stage cache) --------------------
+EVAL_VERSION = 2  # bump when a raw result's shape changes, so cached evaluation stages re-run
+
+
+def embed_and_evaluate(ctx: EvalContext, encoder_factory, vectors_path: Path, progress: bool) -> dict:
+    """Embed the test pool with one encoder, save the vectors, and return {"retrieval": raw, "health": ...}."""
+    from notellm.evaluation.health import embedding_health
+    from notellm.evaluation.protocol import EmbeddingScorer
+    from notellm.retrieval.encode import encode_notes
+
+    encoder = encoder_factory()
+    vectors = encode_notes(encoder, ctx.pool_notes(), progress=progress, desc=f"embed pool ({encoder.name})")
+    vectors.save(vectors_path)
+    return {"retrieval": evaluate_scorer(ctx, EmbeddingScorer(vectors, encoder.name), progress=False),
+            "health": asdict(embedding_health(vectors.matrix))}
+
+
+def embed_all(ctx: EvalContext, encoder_factory, vectors_path: Path, progress: bool) -> dict:
+    """Embed every note with one encoder (for the full-corpus pool and kNN baselines); {"path": saved file}."""
+    from notellm.retrieval.encode import encode_notes
+
+    encoder = encoder_factory()
+    vectors = encode_notes(encoder, [ctx.notes_by_id[i] for i in ctx.all_ids], progress=progress,
+                           desc=f"embed all notes ({encoder.name})")
+    return {"path": str(vectors.save(vectors_path))}
+
+
+def full_corpus_evaluation(ctx: EvalContext, vectors: dict[str, Path], progress: bool = False) -> dict:
+    """Raw full-corpus results of BM25, ItemCF (training events) and every embedding in `vectors` (all notes)."""
+    from notellm.evaluation.itemcf import ItemCFScorer
+    from notellm.evaluation.lexical import BM25Scorer
+    from notellm.evaluation.protocol import EmbeddingScorer
+
+    scorers: list = [EmbeddingScorer(NoteVectors.load(path), name) for name, path in vectors.items()]
+    scorers.append(BM25Scorer(ctx.notes, ctx.all_ids))
+    if ctx.events is not None:
+        scorers.append(ItemCFScorer(ctx.train_events(), name="ItemCF (train events)"))
+    return {s.name: evaluate_scorer(ctx, s, progress=progress, pool="full") for s in scorers}
+
+
+def validation_size(gen_notes: int) -> int:
+    """Validation notes for the constrained-scoring choice: a quarter of the test sample, 2 to 25."""
+    return 0 if gen_notes <= 0 else int(min(25, max(2, gen_notes // 4)))
+
+
+def retrieval_table(setting: str, pool: Pool | Literal["warm"], raw: dict[str, dict], health: dict | None = None,
+                    reference: str | None = None, cfg=None, folds: int = 1):
+    """The typed `RetrievalTable` of raw results (see `results.build_table`), with the pool rule in words."""
+    from notellm.evaluation.results import EmbeddingHealth, build_table
+
+    words = POOL_RULES.get(pool, "candidates = every note with behaviour before t0")
+    return build_table(setting, words, raw, cfg=cfg, reference=reference,
+                       health={k: EmbeddingHealth(**v) for k, v in (health or {}).items()}, folds=folds)
+
+
+def generation_report(generation: dict[str, dict], baselines: list[dict]) -> GenerationReport | None:
+    """The typed `GenerationReport` of per-model `evaluate_generation` results and `generation_baselines` rows."""
+    if not generation and not baselines:
+        return None
+    first = next(iter(generation.values()), {})
+    rows = [GenerationRow(**r) for g in generation.values() for r in g["rows"]]
+    rows += [GenerationRow(**r) for r in baselines]
+    return GenerationReport(notes=first.get("notes", rows[0].category.get("n", 0) if rows else 0),
+                            vocabulary=first.get("vocabulary", 0), tags_reachable=first.get("tags_reachable", 0.0),
+                            rows=rows, choice=first.get("choice", {}))

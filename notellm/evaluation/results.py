@@ -73,7 +73,7 @@ class RuleResult:
     n_queries: int
     metrics: dict[str, Estimate]
     versus_reference: dict[str, Difference] = field(default_factory=dict)
-    breakdowns: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    breakdowns: dict[str, dict[str, dict[str, int | float]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ class GenerationRow:
     category: dict[str, int | float]  # acc, ill, n (generation.category_metrics)
     hashtags: dict[str, int | float]  # bleu4, rouge*, tag_precision, tag_recall, tag_ill, n
     diversity: dict  # distinct_per_note, modal_share, modal_list, n (generation_baselines.diversity)
-    chosen: bool = False  # the constrained scoring chosen on validation notes
+    chosen: str = ""  # the tasks ("category", "hashtags") for which this constrained scoring won on validation
 
 
 @dataclass
