@@ -1,8 +1,9 @@
 """Paired bootstrap over queries: a 95% interval for each metric and for the difference between two methods.
 
 Every metric here is a mean over queries of a per-query value (`metrics.per_query`), so one resample is a vector
-of query counts and its metric is a weighted mean. All resamples at once: `weights` is a (resamples, n) matrix of
-multinomial counts / n and the resampled means are `weights @ values`, one matrix product (numpy, vectorised).
+of query counts and its metric is a weighted mean. Resamples in blocks of 100: `weights` is a (100, n) matrix of
+draw counts / n and the resampled means are `weights @ values`, one matrix product per block (numpy,
+vectorised; memory stays O(100 × n) for any query count).
 
 Pairing: the weights depend only on (n, seed, resamples), so two methods scored on the same queries in the same
 order get the SAME resamples, and the interval of their difference is the percentile interval of the per-resample
@@ -36,19 +37,28 @@ class BootstrapConfig:
             raise ValueError(f"bootstrap level must be in [0.5, 1), got {self.level}")
 
 
+CHUNK = 100  # resamples drawn per matrix product: memory O(CHUNK × queries), the same draws for any query count
+
+
 def resample_weights(n: int, cfg: BootstrapConfig) -> np.ndarray:
     """(resamples, n) weights: how often each query is drawn in each resample, divided by n (rows sum to 1)."""
+    return np.concatenate(list(_weight_chunks(n, cfg)))
+
+
+def _weight_chunks(n: int, cfg: BootstrapConfig):
     if n < 1:
         raise ValueError("the bootstrap needs at least one query")
     rng = np.random.default_rng(cfg.seed)
-    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=cfg.resamples)  # (B, n)
-    return counts.astype(np.float64) / n
+    for start in range(0, cfg.resamples, CHUNK):
+        size = min(CHUNK, cfg.resamples - start)
+        draws = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]  # row r's draws, offset r·n
+        yield np.bincount(draws.ravel(), minlength=size * n).reshape(size, n).astype(np.float64) / n  # (size, n)
 
 
-def percentile_interval(values: np.ndarray, weights: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+def percentile_interval(values: np.ndarray, cfg: BootstrapConfig) -> tuple[np.ndarray, np.ndarray]:
     """(lo, hi) per column of `values` (n, m): percentiles of the resampled column means."""
-    means = weights @ values  # (B, m)
-    tail = 100.0 * (1.0 - level) / 2.0
+    means = np.concatenate([w @ values for w in _weight_chunks(len(values), cfg)])  # (B, m)
+    tail = 100.0 * (1.0 - cfg.level) / 2.0
     lo, hi = np.percentile(means, [tail, 100.0 - tail], axis=0)
     return lo, hi
 
@@ -57,7 +67,7 @@ def metric_intervals(per_query: dict[str, np.ndarray], cfg: BootstrapConfig) -> 
     """{metric: (mean, lo, hi)} for per-query metric values (all of one length n)."""
     names = list(per_query)
     values = np.stack([np.asarray(per_query[m], dtype=np.float64) for m in names], axis=1)  # (n, m)
-    lo, hi = percentile_interval(values, resample_weights(len(values), cfg), cfg.level)
+    lo, hi = percentile_interval(values, cfg)
     mean = values.mean(axis=0)
     return {m: (float(mean[j]), float(lo[j]), float(hi[j])) for j, m in enumerate(names)}
 
