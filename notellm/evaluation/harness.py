@@ -243,9 +243,10 @@ def validation_sample(ctx: EvalContext, n: int) -> list[str]:
 
 
 def evaluate_generation(model, ctx: EvalContext, note_ids: list[str], progress: bool = True,
-                        val_ids: list[str] | None = None, name: str = "NoteLLM") -> dict:
-    """Category and hashtag metrics of a NoteLLM on `note_ids`: free decoding and constrained decoding scored
-    greedily and by length-normalised beam; the constrained scoring used downstream is chosen on `val_ids`.
+                        val_ids: list[str] | None = None, name: str = "NoteLLM", constrained: bool = True) -> dict:
+    """Category and hashtag metrics of a NoteLLM on `note_ids`: free decoding and (unless `constrained` is False)
+    constrained decoding scored greedily and by length-normalised beam; the constrained scoring used downstream is
+    chosen on `val_ids`.
 
     Constrained hashtags use the training notes' tags (`hashtag_vocabulary`) as the closed set; `tags_reachable`
     is the share of the test notes' own tags inside it (the best tag recall constrained decoding can reach).
@@ -253,11 +254,11 @@ def evaluate_generation(model, ctx: EvalContext, note_ids: list[str], progress: 
     """
     notes = [ctx.notes_by_id[i] for i in note_ids]
     categories, vocabulary = ctx.category_set(), ctx.hashtag_vocabulary()
-    choice = (choose_constrained_scoring(model, ctx, val_ids, progress=False) if val_ids
+    choice = (choose_constrained_scoring(model, ctx, val_ids, progress=False) if val_ids and constrained
               else {"category": "greedy", "hashtags": "greedy", "validation_notes": 0, "scores": {}})
     decoded = {"free": (model.generate_category(notes, constrained=False, progress=progress),
                         model.generate_hashtags(notes, k=5, progress=progress))}
-    for scoring in SCORINGS:
+    for scoring in SCORINGS if constrained else ():
         cats = model.generate_category(notes, constrained=True, categories=categories, scoring=scoring,
                                        progress=progress)
         tags = (model.generate_hashtags(notes, k=5, constrained=True, vocabulary=vocabulary, scoring=scoring,
@@ -271,13 +272,13 @@ def evaluate_generation(model, ctx: EvalContext, note_ids: list[str], progress: 
                                          diversity=div, chosen=chosen)))
     known = set(vocabulary)
     reachable = [t in known for n in notes for t in n.hashtags]
-    best_cat = decoded[f"constrained {choice['category']}"][0]
-    best_tags = decoded[f"constrained {choice['hashtags']}"][1]
+    best = decoded.get(f"constrained {choice['category']}", ([None] * len(notes), None))[0]
+    best_tags = decoded.get(f"constrained {choice['hashtags']}", (None, [None] * len(notes)))[1]
     return {
         "rows": rows, "choice": choice, "vocabulary": len(vocabulary), "notes": len(notes),
         "tags_reachable": float(np.mean(reachable)) if reachable else float("nan"),
         "outputs": {i: {"category_free": f, "category_constrained": c, "hashtags": t, "hashtags_constrained": tc}
-                    for i, f, c, t, tc in zip(note_ids, decoded["free"][0], best_cat, decoded["free"][1], best_tags)},
+                    for i, f, c, t, tc in zip(note_ids, decoded["free"][0], best, decoded["free"][1], best_tags)},
     }
 
 

@@ -72,7 +72,8 @@ def run_ablation(cfg: QuickstartConfig, console: Console | None = None) -> dict:
             model = NoteLLM.from_pretrained(model_dir)
             vectors = encode_notes(NoteLLMEncoder(model, name=label), ctx.pool_notes(), progress=cfg.progress)
             recall = E.evaluate_scorer(ctx, EmbeddingScorer(vectors, label), progress=False)["paper"]
-            gen = E.evaluate_generation(model, ctx, gen_ids, progress=cfg.progress, name=label) if gen_ids else {}
+            gen = (E.evaluate_generation(model, ctx, gen_ids, progress=cfg.progress, name=label, constrained=False)
+                   if gen_ids else {})
             free = next((r for r in gen.get("rows", []) if r["decoding"] == "free"), None)
             generation = ({"acc": free["category"].get("acc"), "ill": free["category"].get("ill"),
                            **{k: free["hashtags"].get(k) for k in ("bleu4", "rouge1", "rouge2", "rougeL")}}
