@@ -27,8 +27,14 @@ METRIC_LABELS = {"recall_avg": "Avg", "mrr": "MRR", "ndcg@10": "NDCG@10"}
 DEFAULT_REFERENCES = ("SentenceBERT fine-tuned (MNRL)", "SentenceBERT (all-MiniLM-L6-v2)", "SentenceBERT")
 
 
-def verdict(lo: float, hi: float) -> Verdict:
-    """The wording rule: the sign of the difference counts only when its whole interval is on one side of 0."""
+MIN_QUERIES = 20  # below this a percentile bootstrap interval is too coarse to carry a verdict
+
+
+def verdict(lo: float, hi: float, n_queries: int = MIN_QUERIES) -> Verdict:
+    """The wording rule: the sign of the difference counts only when its whole interval is on one side of 0 (and
+    there are at least `MIN_QUERIES` queries: one query's interval has width 0 whatever the truth)."""
+    if n_queries < MIN_QUERIES:
+        return "no detectable difference"
     if lo > 0:
         return "better"
     if hi < 0:
@@ -56,10 +62,11 @@ class Difference:
     value: float
     lo: float
     hi: float
+    n_queries: int = MIN_QUERIES
 
     @property
     def verdict(self) -> Verdict:
-        return verdict(self.lo, self.hi)
+        return verdict(self.lo, self.hi, self.n_queries)
 
 
 @dataclass
@@ -199,7 +206,8 @@ def build_table(setting: str, pool: str, raw: dict[str, dict[str, dict]], cfg: B
                 if ref.get("query_digest") != r.get("query_digest"):
                     raise ValueError(f"{name} and the reference {reference} were scored on different {rule}-rule "
                                      "queries; a paired comparison needs the same queries")
-                versus = {m: Difference(*v) for m, v in paired_difference(values, ref_values[rule], cfg).items()}
+                versus = {m: Difference(*v, n_queries=len(r["greater"]))
+                          for m, v in paired_difference(values, ref_values[rule], cfg).items()}
             methods[name][rule] = RuleResult(rule=rule, ks=list(r["ks"]), pool_size=int(r["pool_size"]),
                                              n_candidates=int(r["n_candidates"]), n_queries=len(r["greater"]),
                                              metrics=estimates, versus_reference=versus,
@@ -217,6 +225,8 @@ def comparison_sentence(method: str, reference: str, metric: str, diff: Differen
     """One comparative sentence, worded by `verdict` from the numbers (points = percentage points)."""
     span = (f"{100 * diff.value:+.2f} points, {100 * level:.0f}% interval {100 * diff.lo:+.2f} to "
             f"{100 * diff.hi:+.2f}")
+    if diff.n_queries < MIN_QUERIES:
+        span += f"; {diff.n_queries} queries, too few for a verdict"
     if diff.verdict == "no detectable difference":
         return (f"{method}: no detectable difference from {reference} in {metric_label(metric)} ({rule} rule; "
                 f"{span})")

@@ -86,6 +86,9 @@ def test_pairing_narrows_the_interval_of_correlated_methods():
 def test_wording_rule_sentences():
     assert verdict(0.001, 0.02) == "better" and verdict(-0.02, -0.001) == "worse"
     assert verdict(-0.01, 0.02) == "no detectable difference" and verdict(0.0, 0.02) == "no detectable difference"
+    assert verdict(0.3, 0.3, n_queries=1) == "no detectable difference"  # one query: a zero-width interval
+    few = comparison_sentence("A", "B", "recall_avg", Difference(0.3, 0.3, 0.3, n_queries=1), "code")
+    assert "no detectable difference" in few and "1 queries, too few for a verdict" in few
     better = comparison_sentence("A", "B", "recall_avg", Difference(0.02, 0.01, 0.03), "paper")
     assert better.startswith("A: better than B in Avg") and "+2.00 points" in better
     worse = comparison_sentence("A", "B", "mrr", Difference(-0.02, -0.03, -0.01), "code")
