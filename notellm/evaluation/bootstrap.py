@@ -82,3 +82,24 @@ def paired_difference(method: dict[str, np.ndarray], reference: dict[str, np.nda
                              f"{len(reference[m])} for the reference; both must score the same queries")
     diff = {m: np.asarray(method[m], dtype=np.float64) - np.asarray(reference[m], dtype=np.float64) for m in names}
     return metric_intervals(diff, cfg)
+
+
+def ratio_intervals(numerators: dict[str, np.ndarray], denominators: dict[str, np.ndarray],
+                    cfg: BootstrapConfig) -> dict[str, tuple[float, float]]:
+    """{name: (lo, hi)} of Σ numerator / Σ denominator over resampled units (e.g. micro tag precision over notes);
+    a resample whose denominator is 0 is left out of the percentiles."""
+    names = list(numerators)
+    num = np.stack([np.asarray(numerators[m], float) for m in names], axis=1)  # (n, m)
+    den = np.stack([np.asarray(denominators[m], float) for m in names], axis=1)
+    ratios = []
+    for w in _weight_chunks(len(num), cfg):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratios.append((w @ num) / (w @ den))
+    r = np.concatenate(ratios)  # (B, m)
+    tail = 100.0 * (1.0 - cfg.level) / 2.0
+    out = {}
+    for j, m in enumerate(names):
+        finite = r[:, j][np.isfinite(r[:, j])]
+        out[m] = ((float(np.percentile(finite, tail)), float(np.percentile(finite, 100 - tail))) if len(finite)
+                  else (float("nan"), float("nan")))
+    return out

@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from notellm.data import schema as S
+from notellm.evaluation.bootstrap import BootstrapConfig, ratio_intervals
 from notellm.evaluation.buckets import standard_breakdowns
-from notellm.evaluation.generation import category_metrics, hashtag_metrics, tag_metrics
+from notellm.evaluation.generation import category_metrics, hashtag_metrics, per_note_scores, tag_metrics
 from notellm.evaluation.generation_baselines import diversity, knn_vote, most_frequent
 from notellm.evaluation.protocol import Scorer, build_queries, evaluate_queries, links_queries
 from notellm.evaluation.results import GenerationReport, GenerationRow
@@ -202,10 +203,18 @@ def generation_sample(ctx: EvalContext, n: int, first: list[str] | None = None) 
 
 
 def _scores(cat_pred: list[str], tag_pred: list[list[str]], notes: list, categories: list[str],
-            vocabulary: list[str]) -> tuple[dict, dict, dict]:
+            vocabulary: list[str]) -> tuple[dict, dict, dict, dict]:
+    """Category and hashtag metrics, diversity, and 95% bootstrap intervals over notes of category accuracy and
+    tag precision / recall: {"acc": [lo, hi], "tag_precision": ..., "tag_recall": ...}."""
     truth_cat, truth_tags = [n.category for n in notes], [list(n.hashtags) for n in notes]
+    per = per_note_scores(cat_pred, truth_cat, tag_pred, truth_tags)
+    ones = np.ones(len(notes))
+    intervals = ratio_intervals({"acc": per["category_hit"], "tag_precision": per["tag_hits"],
+                                 "tag_recall": per["tag_hits"]},
+                                {"acc": ones, "tag_precision": per["tags_generated"], "tag_recall": per["tags_true"]},
+                                BootstrapConfig()) if notes else {}
     return (category_metrics(cat_pred, truth_cat, categories), hashtag_metrics(tag_pred, truth_tags, vocabulary),
-            diversity(tag_pred))
+            diversity(tag_pred), {k: list(v) for k, v in intervals.items()})
 
 
 def _tag_f1(tags: list[list[str]], notes: list) -> float:
@@ -266,10 +275,10 @@ def evaluate_generation(model, ctx: EvalContext, note_ids: list[str], progress: 
         decoded[f"constrained {scoring}"] = (cats, tags)
     rows = []
     for decoding, (cats, tags) in decoded.items():
-        cat_m, tag_m, div = _scores(cats, tags, notes, categories, vocabulary)
+        cat_m, tag_m, div, ci = _scores(cats, tags, notes, categories, vocabulary)
         chosen = " and ".join(t for t in ("category", "hashtags") if decoding == f"constrained {choice[t]}")
         rows.append(asdict(GenerationRow(model=name, decoding=decoding, category=cat_m, hashtags=tag_m,
-                                         diversity=div, chosen=chosen)))
+                                         diversity=div, chosen=chosen, intervals=ci)))
     known = set(vocabulary)
     reachable = [t in known for n in notes for t in n.hashtags]
     best = decoded.get(f"constrained {choice['category']}", ([None] * len(notes), None))[0]
@@ -302,9 +311,9 @@ def generation_baselines(ctx: EvalContext, note_ids: list[str], vectors: dict[st
             cats, knn_vote(q, t, train_tags, k, neighbours))
     rows = []
     for (name, decoding), (cats, tags) in predicted.items():
-        cat_m, tag_m, div = _scores(cats, tags, notes, categories, vocabulary)
+        cat_m, tag_m, div, ci = _scores(cats, tags, notes, categories, vocabulary)
         rows.append(asdict(GenerationRow(model=name, decoding=decoding, category=cat_m, hashtags=tag_m,
-                                         diversity=div)))
+                                         diversity=div, intervals=ci)))
     return rows
 
 

@@ -142,6 +142,7 @@ class GenerationRow:
     hashtags: dict[str, int | float]  # bleu4, rouge*, tag_precision, tag_recall, tag_ill, n
     diversity: dict  # distinct_per_note, modal_share, modal_list, n (generation_baselines.diversity)
     chosen: str = ""  # the tasks ("category", "hashtags") for which this constrained scoring won on validation
+    intervals: dict[str, list[float]] = field(default_factory=dict)  # 95% [lo, hi] over notes: acc, tag P, tag R
 
 
 @dataclass

@@ -140,10 +140,16 @@ def generation_table(gen: GenerationReport) -> list[str]:
     rows = []
     for r in gen.rows:
         c, h, d = r.category, r.hashtags, r.diversity
+
+        def pm(value, key: str, r=r) -> str:  # value ± the half-width of its interval over notes, when there is one
+            lo, hi = r.intervals.get(key, (None, None))
+            return _pm(Estimate(value, lo, hi)) if lo is not None and lo == lo and value == value else _pct(value)
+
         rows.append([r.model, r.decoding + (f" (chosen on validation for {r.chosen})" if r.chosen else ""),
-                     _pct(c.get("acc")),
-                     _pct(c.get("ill"))] + [_pct(h.get(m)) for m in ("bleu4", "rouge1", "rougeL", "tag_precision",
-                                                                       "tag_recall", "tag_ill")]
+                     pm(c.get("acc"), "acc"), _pct(c.get("ill"))]
+                    + [_pct(h.get(m)) for m in ("bleu4", "rouge1", "rougeL")]
+                    + [pm(h.get("tag_precision"), "tag_precision"), pm(h.get("tag_recall"), "tag_recall"),
+                       _pct(h.get("tag_ill"))]
                     + [_num(d.get("distinct_per_note"), 2), _pct(d.get("modal_share")), str(c.get("n", "–"))])
     return _table(["generator", "decoding", "category Acc", "category Ill", "BLEU-4", "ROUGE-1", "ROUGE-L",
                    "tag P", "tag R", "tag Ill", "distinct tags / note", "notes with the modal tag list", "notes"],
@@ -312,7 +318,8 @@ def render_markdown(metrics: RunMetrics, image: Callable[[str, bytes], str]) -> 
                   "penalty 1.2), \"beam\" ranks 4 paths by their length-normalised log-probability." + chosen
                   + " Baselines: the training notes' most frequent category and tags for every note, and the "
                   "category and tags voted by each note's nearest training notes under an embedding. Diversity: "
-                  "distinct generated tags per note, and the share of notes that got the most common tag list.", ""]
+                  "distinct generated tags per note, and the share of notes that got the most common tag list. "
+                  "Accuracy and tag P / R carry ± the half-width of a 95% bootstrap interval over notes.", ""]
         lines += generation_table(gen)
         lines += _generation_verdicts(gen)
     if metrics.training:

@@ -97,3 +97,20 @@ def test_report_words_collapse_verdicts_and_the_modal_list(tmp_path):
     (tmp_path / "old.json").write_text(json.dumps({"meta": {}, "retrieval": {}}))
     with pytest.raises(ValueError, match="report contract"):
         write_report_from_file(tmp_path / "old.json", tmp_path / "old")
+
+
+def test_generation_intervals_over_notes():
+    from notellm.evaluation.bootstrap import BootstrapConfig, ratio_intervals
+    from notellm.evaluation.generation import per_note_scores
+
+    per = per_note_scores(["a", "B ", "c", "d"], ["a", "b", "x", "y"], [["t1", "t2"], [], ["t3"], ["t4"]],
+                          [["t1"], ["t9"], ["T3"], ["t5", "t6"]])
+    assert per["category_hit"].tolist() == [1, 1, 0, 0]
+    assert per["tag_hits"].tolist() == [1, 0, 1, 0] and per["tags_generated"].sum() == 4 and per["tags_true"].sum() == 5
+    ci = ratio_intervals({"p": per["tag_hits"], "r": per["tag_hits"]},
+                         {"p": per["tags_generated"], "r": per["tags_true"]}, BootstrapConfig())
+    assert 0.0 <= ci["p"][0] <= 2 / 4 <= ci["p"][1] <= 1.0 and 0.0 <= ci["r"][0] <= 2 / 5 <= ci["r"][1] <= 1.0
+    # a planted accuracy: 70 hits in 100 notes, the interval covers 0.7 and excludes 0.5
+    hits = np.array([1.0] * 70 + [0.0] * 30)
+    lo, hi = ratio_intervals({"acc": hits}, {"acc": np.ones(100)}, BootstrapConfig())["acc"]
+    assert lo < 0.7 < hi and lo > 0.5
