@@ -358,7 +358,8 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
                          "neighbours": neighbours, "generated_hashtags": gen.get("hashtags"),
                          "generated_category": gen.get("category_free"),
                          "constrained_hashtags": gen.get("hashtags_constrained"),
-                         "constrained_category": gen.get("category_constrained")})
+                         "constrained_category": gen.get("category_constrained"),
+                         "constrained_scoring": generation.get(MAIN, {}).get("choice")})
     remarks = _remarks(ctx, retrieval, trained)
     if NO_CSFT in trained:
         remarks.append(f"{NO_CSFT} is not scored on generation: with α = 0 nothing trains its generation (the "

@@ -199,8 +199,11 @@ def _examples(examples: list[dict]) -> list[str]:
             out.append("")
         if ex.get("constrained_category") or ex.get("constrained_hashtags"):
             tags = ", ".join(_one_line(t) for t in ex.get("constrained_hashtags") or []) or "(none)"
-            out.append(f"Constrained decoding: category **{_one_line(ex.get('constrained_category') or '–')}** · "
-                       f"hashtags: {tags}")
+            choice = ex.get("constrained_scoring") or {}
+            how = (f" (scoring chosen on validation: category {choice['category']}, hashtags {choice['hashtags']})"
+                   if choice.get("category") else "")
+            out.append(f"Constrained decoding{how}: category "
+                       f"**{_one_line(ex.get('constrained_category') or '–')}** · hashtags: {tags}")
             out.append("")
         for method, neighbours in ex["neighbours"].items():
             rows = [[str(i + 1), n["title"][:90], n["category"], _num(n["score"]),
