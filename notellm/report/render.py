@@ -308,9 +308,13 @@ def render_markdown(metrics: RunMetrics, image: Callable[[str, bytes], str]) -> 
     gen = metrics.generation
     if gen:
         choice = gen.choice
+        scores = choice.get("scores", {})
+        shown = "; ".join(f"{task} {' / '.join(f'{k} {_pct(v)}' for k, v in by.items())} ({measure})"
+                          for task, measure in (("category", "accuracy"), ("hashtags", "tag F1"))
+                          if (by := scores.get(task)))
         chosen = (f" Constrained scoring chosen on {choice.get('validation_notes', 0)} validation notes: category "
-                  f"{choice.get('category')}, hashtags {choice.get('hashtags')} (validation scores: "
-                  f"{choice.get('scores')})." if choice.get("validation_notes") else "")
+                  f"{choice.get('category')}, hashtags {choice.get('hashtags')} (validation, %: {shown})."
+                  if choice.get("validation_notes") else "")
         lines += ["## Generation (%)", "",
                   f"On {gen.notes} test notes. Category accuracy = exact match; Ill = share outside the category "
                   "set. Hashtags: BLEU-4 (sacrebleu, one reference per note) and ROUGE F1 on segmented text; tag P / "
