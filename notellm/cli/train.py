@@ -21,6 +21,8 @@ def train_command(
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML with model: and train: sections."),
     data: Path | None = typer.Option(None, "--data", help="Data folder with notes.parquet and pairs.parquet."),
     out: Path | None = typer.Option(None, "--out", help="Run folder (checkpoints, model/, metrics.jsonl)."),
+    reset_schedule: bool = typer.Option(False, "--reset-schedule", help="Resume a run whose settings or data "
+                                        "changed: keep its weights, start a fresh LR schedule and data order."),
 ) -> None:
     """Train NoteLLM embeddings (GCL + CSFT); resumable; multi-process under accelerate launch / torchrun."""
     import logging
@@ -36,11 +38,19 @@ def train_command(
         items.append(f"train.data_dir={data}")
     if out is not None:
         items.append(f"train.out_dir={out}")
+    if reset_schedule:
+        items.append("train.reset_schedule=true")
     try:
         cfg = load_train_config(config, items)
     except (ConfigError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from exc
-    result = train(cfg)
+    from notellm.train.checkpoint import ResumeConfigError
+
+    try:
+        result = train(cfg)
+    except ResumeConfigError as exc:  # a changed run in an old folder: a message, not a traceback
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     state = "finished" if result.completed else f"stopped ({result.stop_reason}); re-run the same command to resume"
     loss = f"{result.final_loss:.4f}" if result.final_loss is not None else "n/a"
     typer.echo(
