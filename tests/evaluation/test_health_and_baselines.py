@@ -106,7 +106,8 @@ def test_generation_intervals_over_notes():
     per = per_note_scores(["a", "B ", "c", "d"], ["a", "b", "x", "y"], [["t1", "t2"], [], ["t3"], ["t4"]],
                           [["t1"], ["t9"], ["T3"], ["t5", "t6"]])
     assert per["category_hit"].tolist() == [1, 1, 0, 0]
-    assert per["tag_hits"].tolist() == [1, 0, 1, 0] and per["tags_generated"].sum() == 4 and per["tags_true"].sum() == 5
+    assert per["tag_hits"].tolist() == [1, 0, 1, 0]
+    assert per["tags_generated"].sum() == 4 and per["tags_true"].sum() == 5
     ci = ratio_intervals({"p": per["tag_hits"], "r": per["tag_hits"]},
                          {"p": per["tags_generated"], "r": per["tags_true"]}, BootstrapConfig())
     assert 0.0 <= ci["p"][0] <= 2 / 4 <= ci["p"][1] <= 1.0 and 0.0 <= ci["r"][0] <= 2 / 5 <= ci["r"][1] <= 1.0
