@@ -198,7 +198,8 @@ def main() -> None:
         from notellm.data.schema import Note
         from notellm.retrieval.runtime import load_encoder
 
-        dim = load_encoder(model_dir, None, precision="fp32").encode([Note(note_id="p", title="p", content="")]).shape[1]
+        probe = Note(note_id="p", title="p", content="")
+        dim = load_encoder(model_dir, None, precision="fp32").encode([probe]).shape[1]
         index_dir = args.workdir / f"index-synthetic-{args.synthetic_notes}-{dim}"
         if not (args.reuse_index and (index_dir / "index.json").exists()):
             synthetic_index(index_dir, args.synthetic_notes, dim, args.seed)

@@ -27,14 +27,15 @@ def _fail(message: str) -> None:
 
 
 def _config(stackexchange, notes, events, out, model, config, budget, max_notes, skip_baselines, gen_notes, seed,
-            override, warm_quantile=0.6, precision="auto"):
+            override, warm_quantile=0.6, precision="auto", folds=1):
     from notellm.pipeline.quickstart import QuickstartConfig
 
     try:
         return QuickstartConfig(stackexchange=stackexchange, notes=notes, events=events, out=out, model=model,
                                 config=config, budget_minutes=budget, max_notes=max_notes,
                                 skip_baselines=skip_baselines, gen_notes=gen_notes, seed=seed,
-                                warm_quantile=warm_quantile, overrides=list(override or []), precision=precision)
+                                warm_quantile=warm_quantile, overrides=list(override or []), precision=precision,
+                                folds=folds)
     except ValueError as exc:
         _fail(str(exc))
 
@@ -59,12 +60,14 @@ def quickstart(
     override: Annotated[list[str] | None, typer.Option("-o", help="Training config override key=value.")] = None,
     precision: Annotated[str, typer.Option(
         help="auto (bf16 where the hardware computes it natively, else fp32), bf16 or fp32.")] = "auto",
+    folds: Annotated[int, typer.Option(
+        help="Note splits: NoteLLM + SentenceBERT trained per fold (budget split), queries pooled.")] = 1,
 ) -> None:
     """Import, mine, train NoteLLM, evaluate it against every baseline and write report.md / report.html."""
     from notellm.pipeline.quickstart import run_quickstart
 
     cfg = _config(stackexchange, notes, events, out, model, config, budget, max_notes, skip_baselines, gen_notes,
-                  seed, override, warm_quantile, precision)
+                  seed, override, warm_quantile, precision, folds)
     try:
         result = run_quickstart(cfg)
     except (FileNotFoundError, ValueError) as exc:
@@ -110,9 +113,15 @@ def evaluate(
     onnx_model: Annotated[Path | None, typer.Option(help="`notellm export` folder of --model (with --runtime onnx).")]
     = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for ONNX Runtime (default: PyTorch's).")] = None,
+    pool: Annotated[str, typer.Option(help="Candidates: test (test notes), full (every note) or both.")] = "test",
+    reference: Annotated[str | None, typer.Option(
+        help="Method the others are compared with (default: SentenceBERT).")] = None,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples of the queries.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
 ) -> None:
-    """Recall@K (paper and code rules, links, breakdowns) and generation metrics of a trained NoteLLM."""
-    from notellm.pipeline.evaluate_model import evaluate_model
+    """Recall@K with 95% intervals (paper and code rules, links, breakdowns), embedding health and generation
+    metrics with baselines, for a trained NoteLLM."""
+    from notellm.pipeline.evaluate_model import EvaluateConfig, evaluate_model
 
     if runtime not in ("torch", "onnx"):
         _fail(f"--runtime must be torch or onnx, got {runtime!r}")
@@ -124,7 +133,9 @@ def evaluate(
             from notellm.retrieval.runtime import load_encoder
 
             encoder = load_encoder(onnx_model, "onnx", threads=threads)
-        result = evaluate_model(model, data, out, baselines=baselines, gen_notes=gen_notes, encoder=encoder)
+        cfg = EvaluateConfig(baselines=baselines, gen_notes=gen_notes, pool=pool, reference=reference,
+                             resamples=resamples, seed=seed)
+        result = evaluate_model(model, data, out, cfg, encoder=encoder)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     typer.echo(f"report: {result['report_html']}")
@@ -198,7 +209,10 @@ def report(
 
     if not metrics.is_file():
         _fail(f"metrics file not found: {metrics}")
-    md, html = write_report_from_file(metrics, out)
+    try:
+        md, html = write_report_from_file(metrics, out)
+    except ValueError as exc:
+        _fail(f"{metrics}: {exc}")
     typer.echo(f"report: {html}\n        {md}")
 
 

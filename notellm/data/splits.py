@@ -32,6 +32,9 @@ class SplitConfig:
     """Seed of the hash split (different seeds give independent splits)."""
     method: Literal["hash", "time"] = "hash"
     """"hash": by a hash of (seed, note id); "time": newest notes are test, then val (needs created_at)."""
+    fold: int = 0
+    """Which test window (hash method): fold f's test notes are those whose hash falls in
+    [f·test_frac, (f+1)·test_frac), so folds 0 … ⌊1/test_frac⌋ − 1 have disjoint test notes (cross-validation)."""
 
     def __post_init__(self) -> None:
         for name in ("val_frac", "test_frac"):
@@ -44,6 +47,11 @@ class SplitConfig:
             )
         if self.method not in ("hash", "time"):
             raise ValueError(f"method must be 'hash' or 'time', got {self.method!r}")
+        if self.fold < 0 or (self.fold and self.method != "hash"):
+            raise ValueError(f"fold must be >= 0 and needs method 'hash', got fold {self.fold} ({self.method})")
+        if self.fold and (self.fold + 1) * self.test_frac > 1.0 + 1e-9:
+            raise ValueError(f"fold {self.fold} has no test window of its own: at test_frac {self.test_frac} there "
+                             f"are {int(1.0 / self.test_frac + 1e-9)} disjoint folds")
 
 
 def _hash_unit(note_ids: pd.Series, seed: int) -> np.ndarray:
@@ -62,7 +70,7 @@ def split_notes(notes_df: pd.DataFrame, cfg: SplitConfig) -> pd.Series:
     ids = notes_df[S.NOTE_ID].astype(str).reset_index(drop=True)
     split = np.full(len(ids), "train", dtype=object)
     if cfg.method == "hash":
-        u = _hash_unit(ids, cfg.seed)
+        u = (_hash_unit(ids, cfg.seed) - cfg.fold * cfg.test_frac) % 1.0  # fold f's window moved to [0, test_frac)
         split[u < cfg.test_frac + cfg.val_frac] = "val"
         split[u < cfg.test_frac] = "test"
     else:

@@ -64,6 +64,19 @@ def category_metrics(predicted: list[str], truth: list[str], categories: list[st
     return {"acc": acc, "ill": ill, "n": len(pred)}
 
 
+def per_note_scores(predicted_categories: list[str], true_categories: list[str], predicted_tags: list[list[str]],
+                    true_tags: list[list[str]]) -> dict[str, np.ndarray]:
+    """Per note: category hit (0/1), and tag hits / generated tags / reference tags (for micro P and R as ratios of
+    sums), the bootstrap's input for generation intervals (`bootstrap.ratio_intervals`)."""
+    cat = np.array([_normalise(p) == _normalise(t) for p, t in zip(predicted_categories, true_categories)], float)
+    hits, n_pred, n_true = [], [], []
+    for pred_tags, ref_tags in zip(predicted_tags, true_tags):
+        pred, ref = {_normalise(t) for t in pred_tags}, {_normalise(t) for t in ref_tags}
+        hits.append(len(pred & ref)), n_pred.append(len(pred)), n_true.append(len(ref))
+    return {"category_hit": cat, "tag_hits": np.array(hits, float), "tags_generated": np.array(n_pred, float),
+            "tags_true": np.array(n_true, float)}
+
+
 def tag_metrics(predicted: list[list[str]], truth: list[list[str]], vocabulary: list[str] | None = None) -> dict:
     """Exact-tag precision and recall (micro) and, with a vocabulary, the illusory share of generated tags."""
     hits = n_pred = n_true = 0

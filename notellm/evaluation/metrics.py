@@ -42,16 +42,29 @@ def mrr(greater: np.ndarray, ties: np.ndarray) -> float:
     return float(reciprocal_rank(greater, ties).mean()) if len(greater) else float("nan")
 
 
-def ndcg_at_k(greater: np.ndarray, ties: np.ndarray, k: int = 10) -> float:
-    """NDCG@k with one relevant item (IDCG = 1): E[1 / log2(rank + 2)] over ranks < k."""
-    if not len(greater):
-        return float("nan")
+def ndcg_gain(greater: np.ndarray, ties: np.ndarray, k: int = 10) -> np.ndarray:
+    """Per query, E[1 / log2(rank + 2)] if rank < k else 0: NDCG@k with one relevant item (IDCG = 1)."""
     gains = 1.0 / np.log2(np.arange(k) + 2.0)  # (k,) gain at ranks 0..k-1
     cum = np.concatenate([[0.0], np.cumsum(gains)])  # cum[r] = sum of gains at ranks < r
     g = np.asarray(greater, dtype=np.int64)
     t = np.asarray(ties, dtype=np.int64)
     lo, hi = np.minimum(g, k), np.minimum(g + t + 1, k)  # ranks in [lo, hi) earn gain
-    return float(((cum[hi] - cum[lo]) / (t + 1.0)).mean())
+    return (cum[hi] - cum[lo]) / (t + 1.0)
+
+
+def ndcg_at_k(greater: np.ndarray, ties: np.ndarray, k: int = 10) -> float:
+    """NDCG@k with one relevant item (IDCG = 1), averaged over queries."""
+    return float(ndcg_gain(greater, ties, k).mean()) if len(greater) else float("nan")
+
+
+def per_query(greater: np.ndarray, ties: np.ndarray, ks: list[int]) -> dict[str, np.ndarray]:
+    """Each metric of `summarize` per query (its mean over queries is the summary value): the input of the
+    bootstrap (`bootstrap.py`)."""
+    out = {f"recall@{k}": hit_probability(greater, ties, k) for k in ks}
+    out["recall_avg"] = np.mean([out[f"recall@{k}"] for k in ks], axis=0) if len(greater) else np.zeros(0)
+    out["mrr"] = reciprocal_rank(greater, ties)
+    out["ndcg@10"] = ndcg_gain(greater, ties, 10)
+    return out
 
 
 def summarize(greater: np.ndarray, ties: np.ndarray, ks: list[int]) -> dict[str, float]:

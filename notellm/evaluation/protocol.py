@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from notellm.data.schema import NOTE_ID_A, NOTE_ID_B
 from notellm.evaluation.metrics import ranks_from_scores, recall_ks, summarize
+from notellm.evaluation.results import query_digest
 from notellm.retrieval.vectors import NoteVectors
 
 Rule = Literal["paper", "code"]
@@ -122,7 +123,8 @@ def evaluate_queries(
             decides its bucket. Queries whose note has no bucket are left out of that breakdown.
 
     Returns:
-        {"overall": {metric: value}, "breakdowns": {name: {bucket: {metric: value}}}, "pool_size": int, ...}
+        {"overall": {metric: value}, "breakdowns": {name: {bucket: {metric: value}}}, "pool_size": int,
+         "greater"/"ties": the rank interval of every query (the bootstrap's input), "query_digest": str, ...}
     """
     n_candidates = len(pool_ids) - (len(queries.exclude_all) if queries.exclude_all else 1)
     ks = ks or recall_ks(n_candidates)
@@ -133,6 +135,10 @@ def evaluate_queries(
         "n_candidates": n_candidates,
         "ks": ks,
         "breakdowns": {},
+        # per query, for the paired bootstrap (results.build_table)
+        "greater": greater.tolist(),
+        "ties": ties.tolist(),
+        "query_digest": query_digest(queries.query_ids, queries.truth_ids),
     }
     for name, (side, bucket_of) in (breakdowns or {}).items():
         ids = queries.query_ids if side == "query" else queries.truth_ids

@@ -26,6 +26,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -57,6 +58,8 @@ def common_prefix_length(id_lists: list[list[int]]) -> int:
     while n < limit and all(ids[n] == id_lists[0][n] for ids in id_lists):
         n += 1
     return n
+CONSTRAINED_BEAMS = 4  # paths kept by length-normalised constrained decoding (`scoring="beam"`)
+ConstrainedScoring = Literal["greedy", "beam"]
 
 
 @dataclass
@@ -291,16 +294,28 @@ class NoteLLM(nn.Module):
         batch_size: int,
         constraint: ListConstraint | None = None,
         progress: bool = False,
+        scoring: ConstrainedScoring = "greedy",
     ) -> list[list[int]]:
-        """Greedy decoding (repetition penalty 1.2) with left padding; returns new tokens up to and with EOS."""
+        """Decoding with left padding; returns new tokens up to and with EOS.
+
+        `scoring="greedy"`: greedy with repetition penalty 1.2 (the paper's script). `"beam"` (for constrained
+        decoding): a beam of `CONSTRAINED_BEAMS` paths through the automaton ranked by the sequence log-probability
+        divided by its length (transformers' beam search, `length_penalty=1`), without the repetition penalty: the
+        penalty divides the logits of every token already in the prompt, i.e. of the note's own words, which pushes
+        a closed-set decoder away from the note's tags towards generic ones.
+        """
         from transformers import GenerationConfig
 
         builder = self.prompt_builder
+        if scoring not in ("greedy", "beam"):
+            raise ValueError(f"scoring must be 'greedy' or 'beam', got {scoring!r}")
+        beam = scoring == "beam"
         gen_cfg = GenerationConfig(
             max_new_tokens=max_new_tokens,
             do_sample=False,
-            num_beams=1,
-            repetition_penalty=REPETITION_PENALTY,
+            num_beams=CONSTRAINED_BEAMS if beam else 1,
+            length_penalty=1.0,
+            repetition_penalty=1.0 if beam else REPETITION_PENALTY,
             eos_token_id=builder.eos_id,
             pad_token_id=builder.pad_id,
         )
@@ -340,6 +355,7 @@ class NoteLLM(nn.Module):
         vocabulary: list[str] | None = None,
         batch_size: int = 16,
         progress: bool = False,
+        scoring: ConstrainedScoring = "greedy",
     ) -> list[list[str]]:
         """Generate up to `k` hashtags per note from title + content (the code's test prompt, j = k).
 
@@ -347,6 +363,8 @@ class NoteLLM(nn.Module):
             constrained: Restrict decoding to `vocabulary`: every hashtag is one of them, none twice (constrained.py).
                 If `max_new_tokens` runs out first, the hashtags completed so far are returned.
             vocabulary: The known hashtags (e.g. every tag of the training notes); required when `constrained`.
+            scoring: Constrained decoding only: "greedy" (token by token) or "beam" (length-normalised sequence
+                log-probability over a small beam; see `_generate`).
         """
         notes = [notes] if isinstance(notes, Note) else list(notes)
         ids = [self.prompt_builder.generation_ids(note, "hashtag", k) for note in notes]
@@ -356,7 +374,8 @@ class NoteLLM(nn.Module):
         if not vocabulary:
             raise ValueError("constrained hashtag decoding needs the vocabulary of known hashtags")
         constraint = self.hashtag_constraint(vocabulary, k)
-        outputs = self._generate(ids, max_new_tokens, batch_size, constraint=constraint, progress=progress)
+        outputs = self._generate(ids, max_new_tokens, batch_size, constraint=constraint, progress=progress,
+                                 scoring=scoring)
         return [constraint.result(out)[0] for out in outputs]
 
     def generate_category(
@@ -367,6 +386,7 @@ class NoteLLM(nn.Module):
         categories: list[str] | None = None,
         batch_size: int = 16,
         progress: bool = False,
+        scoring: ConstrainedScoring = "greedy",
     ) -> list[str]:
         """Generate each note's category in schema form ("l1/l2").
 
@@ -374,6 +394,7 @@ class NoteLLM(nn.Module):
             constrained: Restrict decoding to `categories` with a token trie; the output is always one of them
                 (`max_new_tokens` is raised to the longest category if needed).
             categories: The closed category set (schema strings); required when `constrained`.
+            scoring: Constrained decoding only: "greedy" or "beam" (as `generate_hashtags`).
         """
         notes = [notes] if isinstance(notes, Note) else list(notes)
         ids = [self.prompt_builder.generation_ids(note, "category") for note in notes]
@@ -384,7 +405,7 @@ class NoteLLM(nn.Module):
             raise ValueError("constrained category decoding needs the list of categories")
         constraint = self.category_constraint(categories)
         budget = max(max_new_tokens, constraint.max_item_len + constraint.end_len)
-        outputs = self._generate(ids, budget, batch_size, constraint=constraint, progress=progress)
+        outputs = self._generate(ids, budget, batch_size, constraint=constraint, progress=progress, scoring=scoring)
         results = []
         for out in outputs:
             items, finished = constraint.result(out)

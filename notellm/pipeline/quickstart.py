@@ -31,8 +31,9 @@ import pandas as pd
 from rich.console import Console
 
 from notellm.data import schema as S
-from notellm.pipeline.context import (EvalContext, evaluate_generation, evaluate_scorer, generation_sample,
-                                      warm_evaluation)
+from notellm.evaluation import harness as E
+from notellm.evaluation.harness import EvalContext, evaluate_scorer, generation_sample
+from notellm.pipeline.runinfo import loadavg, machine_info
 from notellm.pipeline.stages import StageRunner
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -76,6 +77,9 @@ class QuickstartConfig:
     """Seed of the split and of training."""
     warm_quantile: float = 0.6
     """Cut the behaviour log at this quantile of event times for the warm-note (ItemCF) table; 0 = no such table."""
+    folds: int = 1
+    """Note splits (disjoint test notes; `SplitConfig.fold`): NoteLLM and SentenceBERT are trained and evaluated
+    on each with the same recipe and 1/folds of the budget, and a pooled table ranks all folds' queries."""
     progress: bool = True
     """Show progress bars."""
     precision: str = "auto"
@@ -91,6 +95,8 @@ class QuickstartConfig:
             raise ValueError(f"--budget must be > 0 minutes, got {self.budget_minutes}")
         if not 0.0 <= self.warm_quantile < 1.0:
             raise ValueError(f"--warm-quantile must be in [0, 1), got {self.warm_quantile}")
+        if not 1 <= self.folds <= 10:
+            raise ValueError(f"--folds must be 1 to 10 (disjoint 10% test windows), got {self.folds}")
         if self.max_notes < 0 or self.gen_notes < 0 or self.examples < 0:
             raise ValueError("--max-notes, gen_notes and examples must be >= 0")
 
@@ -113,16 +119,6 @@ def plan_budget(total_seconds: float, skip_baselines: bool) -> dict[str, float]:
     plan = {name: share * total_seconds for name, share in shares.items()}
     plan["import, mining, evaluation, generation (reserved)"] = total_seconds - sum(plan.values())
     return plan
-
-
-def machine_info() -> str:
-    from notellm.machine import cpu_model
-
-    return f"{os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {cpu_model()}"
-
-
-def _loadavg() -> str:
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 # --- stages ---------------------------------------------------------------------------------------------------------
@@ -163,13 +159,13 @@ def _slice(src: Path, dst: Path, max_notes: int) -> int:
     return len(keep)
 
 
-def _mine(cfg: QuickstartConfig, data_dir: Path) -> dict:
+def _mine(cfg: QuickstartConfig, data_dir: Path, fold: int = 0) -> dict:
     from notellm.config import to_dict
     from notellm.data.store import MiningConfig, SplitConfig, mine_and_split
     from notellm.data.warm import WarmHoldoutConfig
 
     warm = WarmHoldoutConfig(quantile=cfg.warm_quantile) if cfg.warm_quantile else None
-    section = mine_and_split(data_dir, MiningConfig(), SplitConfig(seed=cfg.seed), progress=cfg.progress,
+    section = mine_and_split(data_dir, MiningConfig(), SplitConfig(seed=cfg.seed, fold=fold), progress=cfg.progress,
                              warm_cfg=warm)
     return {"pairs_per_split": section["pairs_per_split"], "notes_per_split": section["notes_per_split"],
             "mining_config": to_dict(MiningConfig()), "warm_holdout": section["warm_holdout"]}
@@ -191,7 +187,7 @@ def train_config(cfg: QuickstartConfig, data_dir: Path, out_dir: Path, seconds: 
     return load_train_config(path, overrides + extra + list(cfg.overrides)), path
 
 
-def _train(tcfg) -> dict:
+def train_run(tcfg) -> dict:
     from notellm.train.loop import train
 
     result = train(tcfg)
@@ -205,16 +201,6 @@ def _train(tcfg) -> dict:
             "total_steps": result.total_steps, "completed": result.completed, "stop_reason": result.stop_reason,
             "first_loss": result.first_loss, "final_loss": result.final_loss, "tau": result.tau,
             "seconds": result.seconds, "precision": result.precision, "curve": curve}
-
-
-def _embed_and_eval(ctx: EvalContext, encoder_factory, vectors_path: Path, progress: bool) -> dict:
-    from notellm.evaluation.protocol import EmbeddingScorer
-    from notellm.retrieval.encode import encode_notes
-
-    encoder = encoder_factory()
-    vectors = encode_notes(encoder, ctx.pool_notes(), progress=progress, desc=f"embed pool ({encoder.name})")
-    vectors.save(vectors_path)
-    return evaluate_scorer(ctx, EmbeddingScorer(vectors, encoder.name), progress=False)
 
 
 def _neighbours(ctx: EvalContext, vectors_path: Path, note_id: str, k: int, related: set[tuple[str, str]]) -> list:
@@ -247,14 +233,15 @@ def _related_set(ctx: EvalContext) -> set[tuple[str, str]]:
     return rel
 
 
-def prepare_data(cfg: QuickstartConfig, stages: StageRunner, data_dir: Path, console: Console):
-    """The import and mine stages (cached); returns (EvalContext, mine result, data hash)."""
+def prepare_data(cfg: QuickstartConfig, stages: StageRunner, data_dir: Path, console: Console, fold: int = 0):
+    """The import and mine stages (cached; `fold` picks the note split); returns (EvalContext, mine result,
+    data hash)."""
     source = ({"notes": cfg.notes, "events": cfg.events} if cfg.notes
               else {"stackexchange": str(cfg.stackexchange or default_stackexchange_dir())})
     source["files"] = _source_fingerprint(source)
     stages.run("import", {"source": source, "max_notes": cfg.max_notes}, lambda: _import(cfg, data_dir))
-    mined = stages.run("mine", {"import": stages.hashes["import"], "seed": cfg.seed, "warm": cfg.warm_quantile},
-                       lambda: _mine(cfg, data_dir))
+    params = {"import": stages.hashes["import"], "seed": cfg.seed, "warm": cfg.warm_quantile}
+    mined = stages.run("mine", {**params, "fold": fold} if fold else params, lambda: _mine(cfg, data_dir, fold))
     ctx = EvalContext.from_data_dir(data_dir)
     console.print(f"test pool: {len(ctx.pool_ids)} notes, {len(ctx.test_pairs)} test pairs, "
                   f"{len(ctx.train_pairs)} train pairs")
@@ -265,12 +252,12 @@ def prepare_data(cfg: QuickstartConfig, stages: StageRunner, data_dir: Path, con
 def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dict:
     """Run (or resume) the whole quickstart; returns {"report_md", "report_html", "metrics", "model", "index"}."""
     console = console or Console(stderr=True)
-    started, t0, load_start = datetime.now(UTC), time.monotonic(), _loadavg()
+    started, t0, load_start = datetime.now(UTC), time.monotonic(), loadavg()
     out = Path(cfg.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     stages = StageRunner(out, console)
     data_dir = out / "data"
-    budget = plan_budget(cfg.budget_minutes * 60, cfg.skip_baselines)
+    budget = plan_budget(cfg.budget_minutes * 60 / cfg.folds, cfg.skip_baselines)  # each fold gets its share
     from notellm.precision import resolve_precision
 
     precision = resolve_precision(cfg.precision, what="quickstart")
@@ -286,7 +273,7 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
         from notellm.config import to_dict
 
         params = {"data": data_hash, "config": to_dict(tcfg), "config_file": cfg_path}
-        trained[name] = stages.run(f"train:{RUN_DIRS[name]}", params, lambda tcfg=tcfg: _train(tcfg),
+        trained[name] = stages.run(f"train:{RUN_DIRS[name]}", params, lambda tcfg=tcfg: train_run(tcfg),
                                    workdir=tcfg.train.out_dir)
     _link_model(out, Path(trained[MAIN]["model_dir"]))
 
@@ -295,10 +282,13 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
     vec_dir = out / "vectors"
     warm_encoders = [("SentenceBERT (all-MiniLM-L6-v2)", lambda: SentenceBertEncoder(precision=cfg.precision))]
 
+    health: dict[str, dict] = {}
+
     def emb_stage(name: str, slug: str, factory, upstream: str) -> None:
         path = vec_dir / f"{slug}.npz"
-        retrieval[name] = stages.run(f"eval:{slug}", {"data": data_hash, "upstream": upstream},
-                                     lambda: _embed_and_eval(ctx, factory, path, cfg.progress))
+        result = stages.run(f"eval:{slug}", {"data": data_hash, "upstream": upstream, "eval": E.EVAL_VERSION},
+                            lambda: E.embed_and_evaluate(ctx, factory, path, cfg.progress))
+        retrieval[name], health[name] = result["retrieval"], result["health"]
 
     from notellm.evaluation.sbert import SentenceBertEncoder, finetune_sbert
     from notellm.evaluation.zero_shot import PROMPT_EOL, LastTokenEncoder
@@ -338,12 +328,12 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
     from notellm.evaluation.itemcf import ItemCFScorer
     from notellm.evaluation.lexical import BM25Scorer
 
-    retrieval["BM25"] = stages.run("eval:bm25", {"data": data_hash},
+    retrieval["BM25"] = stages.run("eval:bm25", {"data": data_hash, "eval": E.EVAL_VERSION},
                                    lambda: evaluate_scorer(ctx, BM25Scorer(ctx.notes, ctx.pool_ids), cfg.progress))
     if ctx.events is not None:
         train_events = ctx.train_events()
         retrieval["ItemCF (train events)"] = stages.run(
-            "eval:itemcf", {"data": data_hash},
+            "eval:itemcf", {"data": data_hash, "eval": E.EVAL_VERSION},
             lambda: evaluate_scorer(ctx, ItemCFScorer(train_events), cfg.progress))
 
     from notellm.model.notellm import NoteLLM
@@ -357,15 +347,17 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
     # --- generation ------------------------------------------------------------------------------------------------
     example_ids = _example_ids(ctx, cfg.examples)
     gen_ids = generation_sample(ctx, cfg.gen_notes, first=example_ids)
+    val_ids = E.validation_sample(ctx, E.validation_size(cfg.gen_notes))
     generation: dict[str, dict] = {}
     if gen_ids:
         for name in [v for v in variants if v != NO_CSFT]:
             slug = RUN_DIRS[name]
             generation[name] = stages.run(
-                f"generate:{slug}", {"train": stages.hashes[f"train:{slug}"], "notes": gen_ids},
-                lambda name=name: evaluate_generation(NoteLLM.from_pretrained(trained[name]["model_dir"],
-                                                                              dtype=precision.dtype), ctx,
-                                                      gen_ids, progress=cfg.progress))
+                f"generate:{slug}", {"train": stages.hashes[f"train:{slug}"], "notes": gen_ids, "val": val_ids,
+                                     "eval": E.EVAL_VERSION},
+                lambda name=name: E.evaluate_generation(NoteLLM.from_pretrained(trained[name]["model_dir"],
+                                                                                dtype=precision.dtype), ctx,
+                                                        gen_ids, progress=cfg.progress, val_ids=val_ids, name=name))
 
     # --- examples + metrics.json + report (written before the slow serving stage, rewritten after it) -----------
     from notellm.report.render import write_report
@@ -382,54 +374,80 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
                          "neighbours": neighbours, "generated_hashtags": gen.get("hashtags"),
                          "generated_category": gen.get("category_free"),
                          "constrained_hashtags": gen.get("hashtags_constrained"),
-                         "constrained_category": gen.get("category_constrained")})
+                         "constrained_category": gen.get("category_constrained"),
+                         "constrained_scoring": generation.get(MAIN, {}).get("choice")})
     remarks = _remarks(ctx, retrieval, trained)
     if NO_CSFT in trained:
         remarks.append(f"{NO_CSFT} is not scored on generation: with α = 0 nothing trains its generation (the "
                        "paper's Table 4 reports 0 accuracy for it).")
-    metrics = {
-        "meta": {
-            "title": "quickstart", "command": " ".join(shlex.quote(a) for a in sys.argv),
-            "config": asdict(cfg), "backbone": cfg.model, "budget_minutes": cfg.budget_minutes,
-            "budget_plan": budget, "machine": f"{machine_info()}; precision {precision.describe()}",
-            "precision": precision.as_dict(), "started": started.isoformat(timespec="seconds"),
-        },
-        "data": {"notes": len(ctx.notes), "events": 0 if ctx.events is None else len(ctx.events),
-                 "pairs": mined["pairs_per_split"], "pool_size": len(ctx.pool_ids),
-                 "links_in_pool": ctx.links_in_pool(), "warm_holdout": mined.get("warm_holdout")},
-        "retrieval": retrieval,
-        "generation": {k: {m: v for m, v in g.items() if m != "outputs"} for k, g in generation.items()},
-        "training": trained,
-        "examples": examples,
-        "remarks": remarks,
-    }
+    from notellm.report.metrics import COLD, FULL, WARM, DataSummary, RunMeta, RunMetrics, WarmSetting
+
+    metrics = RunMetrics(
+        meta=RunMeta(title="quickstart", command=" ".join(shlex.quote(a) for a in sys.argv), config=asdict(cfg),
+                     backbone=cfg.model, budget_minutes=cfg.budget_minutes, budget_plan=budget,
+                     machine=f"{machine_info()}; precision {precision.describe()}",
+                     precision=precision.as_dict(), started=started.isoformat(timespec="seconds")),
+        data=DataSummary(notes=len(ctx.notes), events=0 if ctx.events is None else len(ctx.events),
+                         pairs=mined["pairs_per_split"], pool_size=len(ctx.pool_ids),
+                         links_in_pool=ctx.links_in_pool(), warm_holdout=mined.get("warm_holdout")),
+        tables={COLD: E.retrieval_table("cold test notes" + (", fold 0" if cfg.folds > 1 else ""), "test",
+                                        retrieval, health)},
+        generation=E.generation_report(generation, []),
+        training=trained, examples=examples, remarks=remarks)
 
     def publish() -> tuple[Path, Path]:
-        metrics["meta"].update({
-            "seconds": time.monotonic() - t0, "loadavg_start": load_start, "loadavg_end": _loadavg(),
-            "stages_ran": list(stages.ran), "stages_skipped": list(stages.skipped),
-            "stage_seconds": {k: round(v, 1) for k, v in stages.seconds.items()}})
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str), encoding="utf-8")
+        meta = metrics.meta
+        meta.seconds, meta.loadavg_start, meta.loadavg_end = time.monotonic() - t0, load_start, loadavg()
+        meta.stages_ran, meta.stages_skipped = list(stages.ran), list(stages.skipped)
+        meta.stage_seconds = {k: round(v, 1) for k, v in stages.seconds.items()}
+        (out / "metrics.json").write_text(json.dumps(metrics.to_dict(), indent=1, default=str), encoding="utf-8")
         return write_report(metrics, out)
 
+    if cfg.folds > 1:
+        from notellm.pipeline.folds import pooled, run_fold
+        from notellm.report.metrics import FOLDS
+
+        per_fold = [retrieval] + [run_fold(cfg, f, budget, MAIN, console) for f in range(1, cfg.folds)]
+        metrics.tables[FOLDS] = E.retrieval_table(f"cold test notes, {cfg.folds} folds pooled", "test",
+                                                  pooled(per_fold), folds=cfg.folds)
     md, _ = publish()
     console.print(f"report (before the serving index): {md}")
 
     # --- the serving artefacts: all notes embedded by NoteLLM, a FAISS index, the service's index ------------------
-    metrics["index"] = stages.run("index", {"train": stages.hashes[f"train:{RUN_DIRS[MAIN]}"], "data": data_hash},
+    metrics.index = stages.run("index", {"train": stages.hashes[f"train:{RUN_DIRS[MAIN]}"], "data": data_hash},
                                   lambda: _build_index(ctx, trained[MAIN]["model_dir"], out, cfg.progress,
-                                                       cfg.precision))
+                                                        cfg.precision))
+    # full corpus and the generation baselines: the methods with vectors of every note (NoteLLM from the index,
+    # the reference SentenceBERT embedded here) plus BM25 and ItemCF
+    reference = warm_encoders[-1]
+    all_vectors = stages.run("embed:reference_all", {"data": data_hash, "encoder": reference[0],
+                                                     "sbert": stages.hashes.get("train:sbert_finetuned")},
+                             lambda: E.embed_all(ctx, reference[1], vec_dir / "reference_all.npz", cfg.progress))
+    vectors_all = {MAIN: out / "vectors.npz", reference[0]: Path(all_vectors["path"])}
+    full = stages.run("eval:full", {"index": stages.hashes["index"], "reference": stages.hashes["embed:reference_all"],
+                                    "eval": E.EVAL_VERSION},
+                      lambda: E.full_corpus_evaluation(ctx, vectors_all, cfg.progress))
+    metrics.tables[FULL] = E.retrieval_table("full corpus", "full", full)
+    if gen_ids:
+        baselines = stages.run("generate:baselines", {"index": stages.hashes["index"], "notes": gen_ids,
+                                                      "reference": stages.hashes["embed:reference_all"],
+                                                      "eval": E.EVAL_VERSION},
+                               lambda: E.generation_baselines(ctx, gen_ids, vectors_all))
+        metrics.generation = E.generation_report(generation, baselines)
     if ctx.warm is not None:
-        metrics["warm"] = stages.run(
-            "eval:warm", {"index": stages.hashes["index"], "sbert": stages.hashes.get("train:sbert_finetuned")},
+        warm = stages.run(
+            "eval:warm", {"index": stages.hashes["index"], "sbert": stages.hashes.get("train:sbert_finetuned"),
+                          "eval": E.EVAL_VERSION},
             lambda: _warm_eval(ctx, out, warm_encoders, cfg.progress))
+        metrics.warm = WarmSetting(t0=warm["t0"], pairs=warm["pairs"], pool_size=warm["pool_size"])
+        metrics.tables[WARM] = E.retrieval_table("warm notes", "warm", warm["retrieval"])
     else:
         remarks.append("No warm-note table: " + str(mined.get("warm_holdout", {}).get("skipped", "not asked")))
     feed = stages.run("feed", {"index": stages.hashes["index"]}, lambda: _feed_plot(ctx, out, cfg.progress))
     if feed.get("plot") and Path(feed["plot"]).is_file():
         import base64
 
-        metrics["feed_plot_png_b64"] = base64.b64encode(Path(feed["plot"]).read_bytes()).decode("ascii")
+        metrics.feed_plot_png_b64 = base64.b64encode(Path(feed["plot"]).read_bytes()).decode("ascii")
     if feed.get("error"):
         remarks.append(f"Feed-diversity evaluation is absent: {feed['error']}")
     md, html = publish()
@@ -493,7 +511,7 @@ def _warm_eval(ctx: EvalContext, out: Path, encoders: list, progress: bool) -> d
         vectors = encode_notes(factory(), ctx.warm_pool_notes(), progress=progress, desc=f"embed warm pool ({label})")
         scorers.append(EmbeddingScorer(vectors, label))
     scorers.append(EmbeddingScorer(NoteVectors.load(out / "vectors.npz"), MAIN))
-    return warm_evaluation(ctx, scorers, progress=False)
+    return E.warm_evaluation(ctx, scorers, progress=False)
 
 
 def _remarks(ctx: EvalContext, retrieval: dict, trained: dict) -> list[str]:

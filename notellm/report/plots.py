@@ -7,11 +7,15 @@ them as base64 `data:` URIs. matplotlib's non-interactive Agg backend is used: n
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+if TYPE_CHECKING:
+    from notellm.evaluation.results import RetrievalTable
 
 
 def _png(fig) -> bytes:
@@ -21,16 +25,19 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def recall_curve_png(retrieval: dict, rule: str = "paper") -> bytes | None:
-    """Recall@K against K (log x axis), one line per method, for one pool rule."""
+def recall_curve_png(table: RetrievalTable, rule: str = "paper") -> bytes | None:
+    """Recall@K against K (log x axis), one line per method with its bootstrap interval as a band."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
     drawn = 0
-    for name, per_rule in retrieval.items():
+    for name, per_rule in table.methods.items():
         result = per_rule.get(rule)
         if not result:
             continue
-        ks = result["ks"]
-        ax.plot(ks, [100 * result["overall"][f"recall@{k}"] for k in ks], marker="o", label=name)
+        ks = result.ks
+        est = [result.metrics[f"recall@{k}"] for k in ks]
+        (line,) = ax.plot(ks, [100 * e.value for e in est], marker="o", label=name)
+        ax.fill_between(ks, [100 * e.lo for e in est], [100 * e.hi for e in est], color=line.get_color(), alpha=0.15,
+                        linewidth=0)
         drawn += 1
     if not drawn:
         plt.close(fig)
@@ -38,7 +45,8 @@ def recall_curve_png(retrieval: dict, rule: str = "paper") -> bytes | None:
     ax.set_xscale("log")
     ax.set_xlabel("K")
     ax.set_ylabel("Recall@K (%)")
-    ax.set_title(f"I2I Recall@K ({rule} rule)")
+    level = 100 * table.bootstrap.level
+    ax.set_title(f"I2I Recall@K ({rule} rule; bands: {level:.0f}% bootstrap intervals)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)

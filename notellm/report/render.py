@@ -14,6 +14,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from notellm.evaluation.results import COLLAPSE_COSINE, Difference, Estimate, RetrievalTable, comparison_sentences
+from notellm.report.metrics import ABLATION, COLD, FOLDS, FULL, WARM, AblationRow, GenerationReport, RunMetrics
 from notellm.report.plots import loss_curve_png, recall_curve_png
 
 CSS = """
@@ -51,70 +53,128 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return out + [""]
 
 
-def recall_table(retrieval: dict, rule: str) -> list[str]:
-    """One row per method: Recall@K for every K, Avg, MRR, NDCG@10, queries (values in %)."""
-    results = {name: r[rule] for name, r in retrieval.items() if r.get(rule)}
+def _pm(est: Estimate | None) -> str:
+    """`x ± half-width` in % (the half-width of the bootstrap interval)."""
+    if est is None or est.value != est.value:
+        return "–"
+    return f"{100 * est.value:.2f} ± {100 * est.half_width:.2f}"
+
+
+def _diff(diff: Difference | None) -> str:
+    if diff is None:
+        return "reference"
+    return f"{100 * diff.value:+.2f} [{100 * diff.lo:+.2f}, {100 * diff.hi:+.2f}] {diff.verdict}"
+
+
+def recall_table(table: RetrievalTable, rule: str) -> list[str]:
+    """One row per method: Recall@K for every K, Avg, MRR, NDCG@10 (value ± interval half-width, in %), queries,
+    and the Avg difference to the reference with its interval and verdict."""
+    results = {name: per_rule[rule] for name, per_rule in table.methods.items() if rule in per_rule}
     if not results:
         return []
-    ks = next(iter(results.values()))["ks"]
-    header = ["method"] + [f"R@{k}" for k in ks] + ["Avg", "MRR", "NDCG@10", "queries"]
+    ks = next(iter(results.values())).ks
+    compare = table.reference is not None and table.reference in results
+    header = (["method"] + [f"R@{k}" for k in ks] + ["Avg", "MRR", "NDCG@10", "queries"]
+              + ([f"Avg − {table.reference} [95% interval]"] if compare else []))
     rows = []
     for name, res in results.items():
-        o = res["overall"]
-        rows.append([name] + [_pct(o.get(f"recall@{k}")) for k in ks]
-                    + [_pct(o["recall_avg"]), _pct(o["mrr"]), _pct(o["ndcg@10"]), str(o["n_queries"])])
+        m = res.metrics
+        rows.append([name] + [_pm(m.get(f"recall@{k}")) for k in ks]
+                    + [_pm(m.get("recall_avg")), _pm(m.get("mrr")), _pm(m.get("ndcg@10")), str(res.n_queries)]
+                    + ([_diff(res.versus_reference.get("recall_avg"))] if compare else []))
     return _table(header, rows)
 
 
-def breakdown_table(retrieval: dict, rule: str, breakdown: str, ks: tuple[int, ...] = (10, 100)) -> list[str]:
-    """Rows = methods, columns = bucket × (R@k for k in ks that exist); bucket sizes in the header."""
-    results = {name: r[rule] for name, r in retrieval.items() if r.get(rule) and breakdown in r[rule]["breakdowns"]}
+def breakdown_table(table: RetrievalTable, rule: str, breakdown: str, ks: tuple[int, ...] = (10, 100)) -> list[str]:
+    """Rows = methods, columns = bucket × (R@k for k in ks that exist); bucket sizes in the header (point values:
+    buckets are small, read them as descriptive)."""
+    results = {name: per_rule[rule] for name, per_rule in table.methods.items()
+               if rule in per_rule and breakdown in per_rule[rule].breakdowns}
     if not results:
         return []
     first = next(iter(results.values()))
-    ks = tuple(k for k in ks if k in first["ks"]) or (first["ks"][-1],)
-    buckets = list(first["breakdowns"][breakdown])
-    header = ["method"] + [f"{b} R@{k} (n={first['breakdowns'][breakdown][b]['n_queries']})"
-                           for b in buckets for k in ks]
+    ks = tuple(k for k in ks if k in first.ks) or (first.ks[-1],)
+    buckets = list(first.breakdowns[breakdown])
+    header = ["method"] + [f"{b} R@{k} (n={first.breakdowns[breakdown][b]['n_queries']})" for b in buckets for k in ks]
     rows = []
     for name, res in results.items():
-        bd = res["breakdowns"][breakdown]
+        bd = res.breakdowns[breakdown]
         rows.append([name] + [_pct(bd.get(b, {}).get(f"recall@{k}")) for b in buckets for k in ks])
     return _table(header, rows)
 
 
-def generation_table(generation: dict) -> list[str]:
-    """Category (free and constrained decoding) then hashtags (one row per model and decoding)."""
-    cat_rows, tag_rows = [], []
-    for name, g in generation.items():
-        free, cons = g.get("category_free", {}), g.get("category_constrained", {})
-        cat_rows.append([name, _pct(free.get("acc")), _pct(free.get("ill")), _pct(cons.get("acc")),
-                         _pct(cons.get("ill")), str(free.get("n", "–"))])
-        for decoding, key in (("free", "hashtags"), ("constrained", "hashtags_constrained")):
-            tags = g.get(key)
-            if tags:
-                tag_rows.append([name, decoding] + [_pct(tags.get(m)) for m in (
-                    "bleu4", "bleu4_corpus", "rouge1", "rouge2", "rougeL", "tag_precision", "tag_recall", "tag_ill")]
-                    + [str(tags.get("n", "–"))])
-    lines = _table(["model", "category Acc (free)", "Ill (free)", "Acc (constrained)", "Ill (constrained)", "notes"],
-                   cat_rows) if cat_rows else []
-    if tag_rows:
-        lines += _table(["model", "hashtag decoding", "BLEU-4", "BLEU-4 corpus", "ROUGE-1", "ROUGE-2", "ROUGE-L",
-                         "tag P", "tag R", "tag Ill", "notes"], tag_rows)
+def health_lines(table: RetrievalTable) -> list[str]:
+    """The embedding-space health table and, in words, every collapsed space."""
+    if not table.health:
+        return []
+    rows = [[name, _num(h.mean_random_cosine), f"{h.effective_rank:.1f} / {h.dim}", _num(h.top1_score),
+             f"{_num(h.far_score)} (#{h.far_rank})", _num(h.gap), "**collapsed**" if h.collapsed else "ok"]
+            for name, h in table.health.items()]
+    lines = ["### Embedding-space health (test-pool vectors)", "",
+             "Mean cosine of random note pairs; effective rank (exp of the entropy of the normalised singular "
+             "values) over the dimension; mean cosine of each note's nearest and of its 100th neighbour (or its "
+             "last, in a smaller pool) and their gap. A space whose random pairs average above "
+             f"{COLLAPSE_COSINE} is flagged as collapsed.", ""]
+    lines += _table(["method", "random-pair cosine", "effective rank / dim", "top-1 cosine", "far neighbour",
+                     "gap", "space"], rows)
+    for name, h in table.health.items():
+        if h.collapsed:
+            lines += [f"**{name}: collapsed embedding space.** Random note pairs have mean cosine "
+                      f"{h.mean_random_cosine:.3f} (above {COLLAPSE_COSINE}); the nearest and the #{h.far_rank} "
+                      f"neighbour differ by {h.gap:.3f} in cosine, so its ranking rests on small differences.", ""]
     return lines
 
 
-def ablation_table(rows: list[dict]) -> list[str]:
-    """Paper Tables 5–6 layout: one row per setting, recall then generation metrics (in %)."""
+def comparison_lines(table: RetrievalTable) -> list[str]:
+    """The comparative sentences of one table, each worded by the interval of its difference."""
+    sentences = comparison_sentences(table, metrics=("recall_avg",))
+    if not sentences:
+        return []
+    return ([f"Against the reference ({table.reference}), paired bootstrap over queries "
+             f"({table.bootstrap.resamples} resamples, seed {table.bootstrap.seed}); \"better\"/\"worse\" only where "
+             "the interval of the difference excludes 0:", ""] + [f"- {s}" for s in sentences] + [""])
+
+
+def generation_table(gen: GenerationReport) -> list[str]:
+    """One row per generator: category Acc/Ill, hashtag BLEU/ROUGE/tag P/R/Ill and the diversity figures (%)."""
+    rows = []
+    for r in gen.rows:
+        c, h, d = r.category, r.hashtags, r.diversity
+
+        def pm(value, key: str, r=r) -> str:  # value ± the half-width of its interval over notes, when there is one
+            lo, hi = r.intervals.get(key, (None, None))
+            return _pm(Estimate(value, lo, hi)) if lo is not None and lo == lo and value == value else _pct(value)
+
+        rows.append([r.model, r.decoding + (f" (chosen on validation for {r.chosen})" if r.chosen else ""),
+                     pm(c.get("acc"), "acc"), _pct(c.get("ill"))]
+                    + [_pct(h.get(m)) for m in ("bleu4", "rouge1", "rougeL")]
+                    + [pm(h.get("tag_precision"), "tag_precision"), pm(h.get("tag_recall"), "tag_recall"),
+                       _pct(h.get("tag_ill"))]
+                    + [_num(d.get("distinct_per_note"), 2), _pct(d.get("modal_share")), str(c.get("n", "–"))])
+    return _table(["generator", "decoding", "category Acc", "category Ill", "BLEU-4", "ROUGE-1", "ROUGE-L",
+                   "tag P", "tag R", "tag Ill", "distinct tags / note", "notes with the modal tag list", "notes"],
+                  rows)
+
+
+def ablation_table(rows: list[AblationRow], table: RetrievalTable | None) -> list[str]:
+    """Paper Tables 5–6 layout: one row per setting, recall (± interval) then generation metrics (in %)."""
     if not rows:
         return []
-    ks = rows[0]["ks"]
-    header = ["setting", "steps"] + [f"R@{k}" for k in ks] + ["Avg", "Acc", "Ill", "BLEU-4", "R-1", "R-2", "R-L"]
+    results = table.methods if table else {}
+    first = next((per_rule["paper"] for per_rule in results.values() if "paper" in per_rule), None)
+    ks = first.ks if first else []
+    header = (["setting", "steps"] + [f"R@{k}" for k in ks] + ["Avg"]
+              + ([f"Avg − {table.reference}"] if table and table.reference else [])
+              + ["Acc", "Ill", "BLEU-4", "R-1", "R-2", "R-L"])
     body = []
     for r in rows:
-        body.append([r["setting"], str(r.get("steps", "–"))] + [_pct(r["recall"].get(f"recall@{k}")) for k in ks]
-                    + [_pct(r["recall"].get("recall_avg")), _pct(r.get("acc")), _pct(r.get("ill")),
-                       _pct(r.get("bleu4")), _pct(r.get("rouge1")), _pct(r.get("rouge2")), _pct(r.get("rougeL"))])
+        res = results.get(r.setting, {}).get("paper")
+        m = res.metrics if res else {}
+        g = r.generation
+        body.append([r.setting, str(r.steps)] + [_pm(m.get(f"recall@{k}")) for k in ks] + [_pm(m.get("recall_avg"))]
+                    + ([_diff(res.versus_reference.get("recall_avg")) if res else "–"] if table and table.reference
+                       else [])
+                    + [_pct(g.get(k)) for k in ("acc", "ill", "bleu4", "rouge1", "rouge2", "rougeL")])
     return _table(header, body)
 
 
@@ -139,8 +199,11 @@ def _examples(examples: list[dict]) -> list[str]:
             out.append("")
         if ex.get("constrained_category") or ex.get("constrained_hashtags"):
             tags = ", ".join(_one_line(t) for t in ex.get("constrained_hashtags") or []) or "(none)"
-            out.append(f"Constrained decoding: category **{_one_line(ex.get('constrained_category') or '–')}** · "
-                       f"hashtags: {tags}")
+            choice = ex.get("constrained_scoring") or {}
+            how = (f" (scoring chosen on validation: category {choice['category']}, hashtags {choice['hashtags']})"
+                   if choice.get("category") else "")
+            out.append(f"Constrained decoding{how}: category "
+                       f"**{_one_line(ex.get('constrained_category') or '–')}** · hashtags: {tags}")
             out.append("")
         for method, neighbours in ex["neighbours"].items():
             rows = [[str(i + 1), n["title"][:90], n["category"], _num(n["score"]),
@@ -151,100 +214,164 @@ def _examples(examples: list[dict]) -> list[str]:
     return out
 
 
-def render_markdown(metrics: dict, image: Callable[[str, bytes], str]) -> str:
-    """The report as Markdown; `image(name, png)` returns the link target for a plot (file path or data URI)."""
-    meta, data = metrics.get("meta", {}), metrics.get("data", {})
-    lines = [f"# NoteLLM report: {meta.get('title', 'quickstart')}", ""]
-    if meta:
-        lines += [f"- Command: `{meta.get('command', '')}`",
-                  f"- Backbone: `{meta.get('backbone', '')}` · budget {meta.get('budget_minutes', '–')} min · "
-                  f"machine: {meta.get('machine', '–')}",
-                  f"- Started {meta.get('started', '–')}, this invocation took {_num(meta.get('seconds'), 0)} s "
-                  f"(stages reused from earlier runs: {len(meta.get('stages_skipped', []))}); load average "
-                  f"start/end: {meta.get('loadavg_start', '–')} / {meta.get('loadavg_end', '–')}"]
-        if meta.get("stage_seconds"):
-            lines.append("- Compute seconds per stage (whenever it ran): "
-                         + ", ".join(f"{k} {v:.0f}" for k, v in meta["stage_seconds"].items()))
-        lines.append("")
-    if data:
-        pairs = data.get("pairs", {})
-        lines += ["## Data", "",
-                  f"{data.get('notes', '–')} notes, {data.get('events', '–')} events; mined pairs: train "
-                  f"{pairs.get('train', 0)}, val {pairs.get('val', 0)}, test {pairs.get('test', 0)}. Test pool: "
-                  f"{data.get('pool_size', '–')} notes; explicit links inside the pool: "
-                  f"{data.get('links_in_pool', 0)}.", ""]
-    if meta.get("budget_plan"):
-        lines += ["Time budget plan (seconds): " + ", ".join(f"{k} {v:.0f}" for k, v in meta["budget_plan"].items()),
-                  ""]
-    retrieval = metrics.get("retrieval", {})
-    if retrieval:
-        lines += ["## I2I retrieval (Recall@K, %)", "",
-                  "Avg = the mean of the Recall@K columns shown (the paper averages R@100 to R@100k; a smaller pool "
-                  "only fits smaller K). MRR and NDCG@10 are for the single ground truth of each query.", "",
-                  "**Paper rule** (every test pair is a query; candidates = the whole test pool minus the query):", ""]
-        lines += recall_table(retrieval, "paper")
+def _retrieval_section(table: RetrievalTable, image: Callable[[str, bytes], str], png_name: str,
+                       breakdowns: bool) -> list[str]:
+    lines = ["**Paper rule** (every test pair is a query; candidates = the pool minus the query):", ""]
+    lines += recall_table(table, "paper")
+    code = recall_table(table, "code")
+    if code:
         lines += ["**Official-code rule** (pairs de-duplicated so each note is used once; candidates = the pool "
-                  "minus every query note):", ""]
-        lines += recall_table(retrieval, "code")
-        links = recall_table(retrieval, "links")
-        if links:
-            lines += ["**Explicit links** (Stack Exchange PostLinks inside the pool, both directions, paper rule):",
-                      ""] + links
-        png = recall_curve_png(retrieval, "paper")
-        if png:
-            lines += [f"![Recall@K]({image('recall_at_k.png', png)})", ""]
+                  "minus every query note):", ""] + code
+    links = recall_table(table, "links")
+    if links:
+        lines += ["**Explicit links** (Stack Exchange PostLinks inside the test notes, both directions, paper rule):",
+                  ""] + links
+    lines += comparison_lines(table)
+    png = recall_curve_png(table, "paper")
+    if png:
+        lines += [f"![Recall@K]({image(png_name, png)})", ""]
+    if breakdowns:
         for name, title in (("exposure", "by ground-truth exposure (low = bottom 30%, high = top 10% by events)"),
                             ("length", "by query-note length (median split)"),
                             ("warm_cold", "warm (query note has training pairs) vs cold"),
                             ("category", "by query-note category")):
-            table = breakdown_table(retrieval, "paper", name)
-            if table:
-                lines += [f"### Breakdown {title}", ""] + table
-    warm = metrics.get("warm")
-    if warm:
-        held = data.get("warm_holdout") or {}
+            bt = breakdown_table(table, "paper", name)
+            if bt:
+                lines += [f"### Breakdown {title}", ""] + bt
+    return lines + health_lines(table)
+
+
+def _interval_note(table: RetrievalTable) -> str:
+    b = table.bootstrap
+    folds = f", pooled over {table.folds} note splits (folds)" if table.folds > 1 else ""
+    return (f"Values: % ± the half-width of a {100 * b.level:.0f}% paired-bootstrap interval over queries "
+            f"({b.resamples} resamples, seed {b.seed}){folds}. Pool: {table.pool}.")
+
+
+def render_markdown(metrics: RunMetrics, image: Callable[[str, bytes], str]) -> str:
+    """The report as Markdown; `image(name, png)` returns the link target for a plot (file path or data URI)."""
+    meta, data = metrics.meta, metrics.data
+    lines = [f"# NoteLLM report: {meta.title}", ""]
+    lines += [f"- Command: `{meta.command}`",
+              f"- Backbone: `{meta.backbone}` · budget {_num(meta.budget_minutes, 0)} min · machine: "
+              f"{meta.machine or '–'}",
+              f"- Started {meta.started or '–'}, this invocation took {_num(meta.seconds, 0)} s "
+              f"(stages reused from earlier runs: {len(meta.stages_skipped)}); load average "
+              f"start/end: {meta.loadavg_start or '–'} / {meta.loadavg_end or '–'}"]
+    if meta.stage_seconds:
+        lines.append("- Compute seconds per stage (whenever it ran): "
+                     + ", ".join(f"{k} {v:.0f}" for k, v in meta.stage_seconds.items()))
+    lines.append("")
+    pairs = data.pairs
+    lines += ["## Data", "",
+              f"{data.notes} notes, {data.events} events; mined pairs: train {pairs.get('train', 0)}, val "
+              f"{pairs.get('val', 0)}, test {pairs.get('test', 0)}. Test pool: {data.pool_size} notes; explicit "
+              f"links inside the pool: {data.links_in_pool}.", ""]
+    if meta.budget_plan:
+        lines += ["Time budget plan (seconds): " + ", ".join(f"{k} {v:.0f}" for k, v in meta.budget_plan.items()),
+                  ""]
+    cold = metrics.tables.get(COLD)
+    if cold:
+        lines += ["## I2I retrieval: cold test notes (Recall@K, %)", "",
+                  "Avg = the mean of the Recall@K columns shown (the paper averages R@100 to R@100k; a smaller pool "
+                  "only fits smaller K). MRR and NDCG@10 are for the single ground truth of each query. "
+                  + _interval_note(cold), ""]
+        lines += _retrieval_section(cold, image, "recall_at_k.png", breakdowns=True)
+    pooled = metrics.tables.get(FOLDS)
+    if pooled:
+        lines += [f"## I2I retrieval: {pooled.folds} note splits pooled (Recall@K, %)", "",
+                  f"The same recipe on {pooled.folds} note splits with disjoint test notes (each fold trains on its "
+                  "own training notes only), every fold's queries ranked within its own test pool and pooled: "
+                  f"{pooled.folds} times the queries of one split. Methods scored in every fold. "
+                  + _interval_note(pooled), ""]
+        lines += _retrieval_section(pooled, image, "recall_at_k_folds.png", breakdowns=False)
+    full = metrics.tables.get(FULL)
+    if full:
+        lines += ["## I2I retrieval: full corpus (Recall@K, %)", "",
+                  "The same test pairs as queries, ranked against every note, training notes included (the "
+                  "production I2I setting; only methods with vectors of every note are scored). "
+                  + _interval_note(full), ""]
+        lines += _retrieval_section(full, image, "recall_at_k_full.png", breakdowns=False)
+    warm_table, warm = metrics.tables.get(WARM), metrics.warm
+    if warm_table and warm:
+        held = data.warm_holdout or {}
         lines += ["## Warm notes: a time split of the behaviour log (Recall@K, %)", "",
-                  f"The log is cut at t0 = {warm['t0']}. Queries: {warm['pairs']} co-occurrences mined from the "
+                  f"The log is cut at t0 = {warm.t0}. Queries: {warm.pairs} co-occurrences mined from the "
                   f"events after t0 alone, between notes that both had behaviour before t0, and that did not "
-                  f"co-occur before t0. Pool: the {warm['pool_size']} notes with behaviour before t0. ItemCF "
+                  f"co-occur before t0. Pool: the {warm.pool_size} notes with behaviour before t0. ItemCF "
                   "learns from the events before t0 only. Training never saw these pairs: for their notes it kept "
                   "only pairs that co-occurred before t0 too"
                   + (f" ({held['train_pairs_held_out']} training pairs held out)" if "train_pairs_held_out" in held
-                     else "") + ". The main table above is the cold-start case (no test note has behaviour).", "",
-                  "**Paper rule:**", ""]
-        lines += recall_table(warm["retrieval"], "paper")
-        lines += ["**Official-code rule:**", ""] + recall_table(warm["retrieval"], "code")
-    generation = metrics.get("generation", {})
-    if generation:
+                     else "") + ". The main table above is the cold-start case (no test note has behaviour). "
+                  + _interval_note(warm_table), ""]
+        lines += _retrieval_section(warm_table, image, "recall_at_k_warm.png", breakdowns=False)
+    gen = metrics.generation
+    if gen:
+        choice = gen.choice
+        scores = choice.get("scores", {})
+        shown = "; ".join(f"{task} {' / '.join(f'{k} {_pct(v)}' for k, v in by.items())} ({measure})"
+                          for task, measure in (("category", "accuracy"), ("hashtags", "tag F1"))
+                          if (by := scores.get(task)))
+        chosen = (f" Constrained scoring chosen on {choice.get('validation_notes', 0)} validation notes: category "
+                  f"{choice.get('category')}, hashtags {choice.get('hashtags')} (validation, %: {shown})."
+                  if choice.get("validation_notes") else "")
         lines += ["## Generation (%)", "",
-                  "Category accuracy = exact match; Ill = share outside the category set. Hashtags: BLEU-4 "
-                  "(sacrebleu, one reference per note) and ROUGE F1 on segmented text; tag P / R = exact-tag "
-                  "precision / recall against the note's own tags; tag Ill = share of generated tags that no "
-                  "training note has. Constrained decoding draws from the closed sets (the categories; the "
-                  "training notes' hashtags), so its Ill is 0 by construction.", ""]
-        lines += generation_table(generation)
-    training = metrics.get("training", {})
-    if training:
+                  f"On {gen.notes} test notes. Category accuracy = exact match; Ill = share outside the category "
+                  "set. Hashtags: BLEU-4 (sacrebleu, one reference per note) and ROUGE F1 on segmented text; tag P / "
+                  "R = exact-tag precision / recall against the note's own tags; tag Ill = share of generated tags "
+                  "that no training note has. Constrained decoding draws from the closed sets (the categories; the "
+                  f"{gen.vocabulary} tags of the training notes, which hold {_pct(gen.tags_reachable)}% of the test "
+                  "notes' own tags), so its Ill is 0 by construction; \"greedy\" picks token by token (repetition "
+                  "penalty 1.2), \"beam\" ranks 4 paths by their length-normalised log-probability." + chosen
+                  + " Baselines: the training notes' most frequent category and tags for every note, and the "
+                  "category and tags voted by each note's nearest training notes under an embedding. Diversity: "
+                  "distinct generated tags per note, and the share of notes that got the most common tag list. "
+                  "Accuracy and tag P / R carry ± the half-width of a 95% bootstrap interval over notes.", ""]
+        lines += generation_table(gen)
+        lines += _generation_verdicts(gen)
+    if metrics.training:
         lines += ["## Training", ""]
         rows = [[name, str(t.get("steps", "–")), _num(t.get("seconds"), 0), _num(t.get("first_loss")),
-                 _num(t.get("final_loss")), _num(t.get("tau"))] for name, t in training.items()]
+                 _num(t.get("final_loss")), _num(t.get("tau"))] for name, t in metrics.training.items()]
         lines += _table(["run", "steps", "seconds", "first loss", "final loss", "final tau"], rows)
-        png = loss_curve_png(training)
+        png = loss_curve_png(metrics.training)
         if png:
             lines += [f"![training loss]({image('training_loss.png', png)})", ""]
-    if metrics.get("ablation"):
-        lines += ["## Ablation", ""] + ablation_table(metrics["ablation"])
-    if metrics.get("feed_plot_png_b64"):
-        png = base64.b64decode(metrics["feed_plot_png_b64"])
+    if metrics.ablation:
+        ab = metrics.tables.get(ABLATION)
+        lines += ["## Ablation", ""] + ([_interval_note(ab), ""] if ab else [])
+        lines += ablation_table(metrics.ablation, ab) + (comparison_lines(ab) if ab else [])
+    if metrics.feed_plot_png_b64:
+        png = base64.b64decode(metrics.feed_plot_png_b64)
         lines += ["## Feed diversity frontier", "", f"![feed frontier]({image('feed_frontier.png', png)})", ""]
-    if metrics.get("examples"):
-        lines += ["## Worked examples", ""] + _examples(metrics["examples"])
-    if metrics.get("remarks"):
-        lines += ["## Notes", ""] + [f"- {r}" for r in metrics["remarks"]] + [""]
+    if metrics.examples:
+        lines += ["## Worked examples", ""] + _examples(metrics.examples)
+    if metrics.remarks:
+        lines += ["## Notes", ""] + [f"- {r}" for r in metrics.remarks] + [""]
     return "\n".join(lines)
 
 
-def write_report(metrics: dict, out_dir: str | Path) -> tuple[Path, Path]:
+def _generation_verdicts(gen: GenerationReport) -> list[str]:
+    """In words: a generator that gives most notes one tag list, and the best baseline beside each model row."""
+    out = []
+    for r in gen.rows:
+        share = r.diversity.get("modal_share")
+        if share is not None and share == share and share >= 0.5 and not r.decoding.startswith("baseline"):
+            out.append(f"- {r.model} ({r.decoding}) gives {100 * share:.0f}% of the notes the same tag list "
+                       f"({', '.join(r.diversity.get('modal_list', [])) or 'empty'}).")
+    baselines = [r for r in gen.rows if r.decoding.startswith("baseline")]
+    if baselines:
+        best = max(baselines, key=lambda r: _nan0(r.hashtags.get("tag_recall")))
+        out.append(f"- Best baseline by tag recall: {best.model} ({_pct(best.hashtags.get('tag_recall'))}% tag R, "
+                   f"{_pct(best.category.get('acc'))}% category Acc).")
+    return out + [""] if out else []
+
+
+def _nan0(x) -> float:
+    return 0.0 if x is None or x != x else float(x)
+
+
+def write_report(metrics: RunMetrics, out_dir: str | Path) -> tuple[Path, Path]:
     """Write `report.md` (+ `plots/*.png`) and a self-contained `report.html` into `out_dir`."""
     from markdown_it import MarkdownIt
 
@@ -261,7 +388,7 @@ def write_report(metrics: dict, out_dir: str | Path) -> tuple[Path, Path]:
     md_path = out_dir / "report.md"
     md_path.write_text(render_markdown(metrics, file_link), encoding="utf-8")
     body = MarkdownIt("commonmark", {"html": False}).enable("table").render(render_markdown(metrics, data_uri))
-    title = html.escape(f"NoteLLM report: {metrics.get('meta', {}).get('title', 'quickstart')}")
+    title = html.escape(f"NoteLLM report: {metrics.meta.title}")
     page = (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>"
             f"<style>{CSS}</style></head>\n<body>\n{body}</body></html>\n")
     html_path = out_dir / "report.html"
@@ -272,5 +399,5 @@ def write_report(metrics: dict, out_dir: str | Path) -> tuple[Path, Path]:
 def write_report_from_file(metrics_path: str | Path, out_dir: str | Path | None = None) -> tuple[Path, Path]:
     """`write_report` for a metrics.json on disk (the report folder defaults to the file's folder)."""
     metrics_path = Path(metrics_path)
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    metrics = RunMetrics.from_dict(json.loads(metrics_path.read_text(encoding="utf-8")))
     return write_report(metrics, out_dir or metrics_path.parent)

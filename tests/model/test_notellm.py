@@ -187,6 +187,8 @@ def test_constrained_category_never_leaves_the_set(tiny_model):
             layer.self_attn.o_proj.weight.mul_(10)
             layer.mlp.down_proj.weight.mul_(10)
     out = tiny_model.generate_category(pool, constrained=True, categories=categories, max_new_tokens=2)
+    assert set(tiny_model.generate_category(pool[:3], constrained=True, categories=categories,
+                                            scoring="beam")) <= set(categories)
     assert len(out) == len(pool) and set(out) <= set(categories)
     assert len(set(out)) >= 3  # different notes reach different leaves
     free = tiny_model.generate_category(pool[:4], max_new_tokens=6)
@@ -219,6 +221,12 @@ def test_constrained_hashtags_stay_in_the_vocabulary(tiny_model, notes):
     for tags in out:
         assert 1 <= len(tags) <= 3 and len(set(tags)) == len(tags) and set(tags) <= set(vocabulary)
     assert len({t for tags in out for t in tags}) >= 2
+    beam = tiny_model.generate_hashtags(notes, k=3, max_new_tokens=40, constrained=True, vocabulary=vocabulary,
+                                        scoring="beam")
+    for tags in beam:  # the length-normalised beam walks the same automaton
+        assert 1 <= len(tags) <= 3 and len(set(tags)) == len(tags) and set(tags) <= set(vocabulary)
+    with pytest.raises(ValueError, match="scoring"):
+        tiny_model.generate_hashtags(notes[:1], constrained=True, vocabulary=vocabulary, scoring="sample")
     short = tiny_model.generate_hashtags(notes, k=3, max_new_tokens=1, constrained=True, vocabulary=vocabulary)
     assert all(set(tags) <= set(vocabulary) for tags in short)  # cut short: only completed tags come back
     with pytest.raises(ValueError, match="vocabulary"):

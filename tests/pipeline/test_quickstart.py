@@ -11,10 +11,12 @@ import typer
 from typer.testing import CliRunner
 
 from notellm.cli.evaluate import register
+from notellm.evaluation.harness import EvalContext
+from notellm.evaluation.results import build_table
 from notellm.pipeline.ablate import run_ablation, settings
-from notellm.pipeline.context import EvalContext
 from notellm.pipeline.quickstart import MAIN, QuickstartConfig, plan_budget, run_quickstart
 from notellm.pipeline.stages import StageRunner
+from notellm.report.metrics import AblationRow
 from notellm.report.render import ablation_table
 from notellm.retrieval.vectors import NoteVectors
 
@@ -31,29 +33,48 @@ def test_quickstart_end_to_end_and_resume(tmp_path, stackexchange_dir, tiny_back
                  "index", "model/notellm.json", "plots/recall_at_k.png"):
         assert (out / name).exists(), name
     metrics = json.loads((out / "metrics.json").read_text())
-    methods = set(metrics["retrieval"])
+    cold = metrics["tables"]["cold"]
+    methods = set(cold["methods"])
     assert {MAIN, "SentenceBERT (all-MiniLM-L6-v2)", "BM25", "PromptEOL zero-shot", "LLM zero-shot (last token)",
             "ItemCF (train events)"} <= methods
+    assert cold["reference"] == "SentenceBERT (all-MiniLM-L6-v2)"  # skip_baselines: no fine-tuned SentenceBERT
     for name in methods:
-        overall = metrics["retrieval"][name]["paper"]["overall"]
-        assert overall["n_queries"] > 0
-        assert 0.0 <= overall["recall@1"] <= overall["recall@5"] <= 1.0
+        paper = cold["methods"][name]["paper"]
+        m = paper["metrics"]
+        assert paper["n_queries"] > 0
+        assert 0.0 <= m["recall@1"]["value"] <= m["recall@5"]["value"] <= 1.0
+        for est in m.values():  # every number carries its interval
+            assert est["lo"] <= est["value"] <= est["hi"]
+        assert (name == cold["reference"]) == (not paper["versus_reference"])
+    for name in (MAIN, "SentenceBERT (all-MiniLM-L6-v2)"):  # embedding health on the test-pool vectors
+        health = cold["health"][name]
+        assert -1.0 <= health["mean_random_cosine"] <= 1.0 and 1.0 <= health["effective_rank"] <= health["dim"]
+    full = metrics["tables"]["full"]
+    assert {MAIN, "SentenceBERT (all-MiniLM-L6-v2)", "BM25", "ItemCF (train events)"} == set(full["methods"])
+    assert full["methods"][MAIN]["paper"]["pool_size"] == metrics["data"]["notes"]
+    assert full["methods"][MAIN]["paper"]["n_queries"] == cold["methods"][MAIN]["paper"]["n_queries"]
     report = (out / "report.md").read_text()
-    for row in ("| NoteLLM |", "| SentenceBERT (all-MiniLM-L6-v2) |", "| BM25 |", "Worked examples"):
-        assert row in report
+    for row in ("| NoteLLM |", "| SentenceBERT (all-MiniLM-L6-v2) |", "| BM25 |", "Worked examples", " ± ",
+                "## I2I retrieval: full corpus", "Embedding-space health", "most frequent (training notes)",
+                "kNN vote (NoteLLM)"):
+        assert row in report, row
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "<table>" in html and "plots/" not in html
     assert metrics["training"][MAIN]["steps"] == 2
-    warm = metrics["warm"]  # the slice's log has new co-occurrences of warm notes after t0
-    assert {"ItemCF (events before t0)", "BM25", "SentenceBERT (all-MiniLM-L6-v2)", MAIN} == set(warm["retrieval"])
-    for result in warm["retrieval"].values():
-        assert result["paper"]["overall"]["n_queries"] == warm["pairs"] > 0
+    warm, warm_table = metrics["warm"], metrics["tables"]["warm"]  # the slice has new warm co-occurrences
+    assert {"ItemCF (events before t0)", "BM25", "SentenceBERT (all-MiniLM-L6-v2)", MAIN} == set(warm_table["methods"])
+    for result in warm_table["methods"].values():
+        assert result["paper"]["n_queries"] == warm["pairs"] > 0
         assert result["paper"]["pool_size"] == warm["pool_size"]
     assert "## Warm notes" in report and metrics["data"]["warm_holdout"]["train_pairs_held_out"] > 0
-    gen = metrics["generation"][MAIN]
-    assert set(gen) == {"category_free", "category_constrained", "hashtags", "hashtags_constrained"}
-    assert gen["category_constrained"]["ill"] == 0.0  # the automaton keeps it in the set
-    assert not gen["hashtags_constrained"]["tag_ill"] > 0  # 0, or NaN when nothing was generated
+    rows = {(r["model"], r["decoding"]): r for r in metrics["generation"]["rows"]}
+    assert {(MAIN, "free"), (MAIN, "constrained greedy"), (MAIN, "constrained beam")} <= set(rows)
+    for decoding in ("constrained greedy", "constrained beam"):
+        assert rows[(MAIN, decoding)]["category"]["ill"] == 0.0  # the automaton keeps it in the set
+        assert not rows[(MAIN, decoding)]["hashtags"]["tag_ill"] > 0  # 0, or NaN when nothing was generated
+    chosen = " and ".join(r["chosen"] for r in rows.values() if r["chosen"])  # each task chose one scoring
+    assert sorted(chosen.split(" and ")) == ["category", "hashtags"]
+    assert metrics["generation"]["choice"]["validation_notes"] > 0
     ctx = EvalContext.from_data_dir(out / "data")
     vocabulary = set(ctx.hashtag_vocabulary())
     for example in metrics["examples"]:
@@ -66,7 +87,7 @@ def test_quickstart_end_to_end_and_resume(tmp_path, stackexchange_dir, tiny_back
     resumed = json.loads((out / "metrics.json").read_text())
     assert resumed["meta"]["stage_seconds"]["train:notellm"] == metrics["meta"]["stage_seconds"]["train:notellm"]
     assert "train:notellm" in second["stages_skipped"] and "index" in second["stages_skipped"]
-    assert json.loads((out / "metrics.json").read_text())["retrieval"] == metrics["retrieval"]
+    assert json.loads((out / "metrics.json").read_text())["tables"] == metrics["tables"]
 
     # the CLI on the run's artefacts: embed with the trained model, re-render the report elsewhere
     app = typer.Typer()
@@ -83,7 +104,8 @@ def test_quickstart_end_to_end_and_resume(tmp_path, stackexchange_dir, tiny_back
                               str(tmp_path / "ev"), "--no-baselines", "--gen-notes", "0"])
     assert res.exit_code == 0, res.output
     evaluated = json.loads((tmp_path / "ev" / "metrics.json").read_text())
-    assert evaluated["retrieval"]["NoteLLM"]["paper"]["overall"] == metrics["retrieval"][MAIN]["paper"]["overall"]
+    assert (evaluated["tables"]["cold"]["methods"]["NoteLLM"]["paper"]["metrics"]
+            == cold["methods"][MAIN]["paper"]["metrics"])
     res = runner.invoke(app, ["report", str(tmp_path / "missing.json")])
     assert res.exit_code == 2 and "metrics file not found" in res.output
 
@@ -133,11 +155,20 @@ def test_ablation_grid_and_table():
     """α sweep at r = 0.4 plus r sweep at α = 0.01; (0.01, 0.4) appears once: 4 + 3 - 1 = 6 runs."""
     grid = [(a, r) for _, a, r in settings()]
     assert grid == [(0.0, 0.4), (0.01, 0.4), (0.1, 0.4), (1.0, 0.4), (0.01, 0.0), (0.01, 1.0)]
-    rows = [{"setting": "α=0, r=0.4", "ks": [1, 10], "recall": {"recall@1": 0.25, "recall@10": 0.5,
-                                                                 "recall_avg": 0.375},
-             "acc": 0.0, "ill": 1.0, "bleu4": 0.01, "rouge1": 0.2, "rouge2": 0.1, "rougeL": 0.2, "steps": 7}]
-    table = "\n".join(ablation_table(rows))
-    assert "| α=0, r=0.4 | 7 | 25.00 | 50.00 | 37.50 | 0.00 | 100.00 | 1.00 | 20.00 | 10.00 | 20.00 |" in table
+    raw = {"α=0, r=0.4": {"paper": {"ks": [1, 10], "greater": [0, 5, 20, 3], "ties": [0, 0, 0, 0],
+                                    "pool_size": 30, "n_candidates": 29, "query_digest": "q"}}}
+    table = build_table("ablation", "test", raw)
+    rows = [AblationRow(setting="α=0, r=0.4", alpha=0.0, hashtag_ratio=0.4, steps=7,
+                        generation={"acc": 0.0, "ill": 1.0, "bleu4": 0.01, "rouge1": 0.2, "rouge2": 0.1,
+                                    "rougeL": 0.2})]
+    text = "\n".join(ablation_table(rows, table))
+    # R@1 = 1/4, R@10 = 3/4, Avg = 1/2, each with its bootstrap half-width
+    r1, r10 = table.methods["α=0, r=0.4"]["paper"].metrics["recall@1"], table.methods["α=0, r=0.4"]["paper"].metrics[
+        "recall@10"]
+    assert r1.value == 0.25 and r10.value == 0.75
+    assert (f"| α=0, r=0.4 | 7 | 25.00 ± {100 * r1.half_width:.2f} | 75.00 ± {100 * r10.half_width:.2f} | 50.00 ± "
+            in text)
+    assert "| 0.00 | 100.00 | 1.00 | 20.00 | 10.00 | 20.00 |" in text
 
 
 def test_ablate_end_to_end(tmp_path, stackexchange_dir, tiny_backbone_dir):
@@ -156,7 +187,13 @@ def test_ablate_end_to_end(tmp_path, stackexchange_dir, tiny_backbone_dir):
         assert row["steps"] == first >= 1
         max_steps = (tmp_path / "ab" / "runs" / slug / "config.yaml").read_text().split("max_steps: ")[1].split()[0]
         assert int(max_steps) == (0 if slug == "alpha0_r0.4" else first)
-        assert 0.0 <= row["recall"]["recall@1"] <= row["recall"]["recall_avg"] <= 1.0
-        assert row["ill"] is not None and 0.0 <= row["ill"] <= 1.0
+        assert row["generation"]["ill"] is not None and 0.0 <= row["generation"]["ill"] <= 1.0
+    metrics = json.loads((tmp_path / "ab" / "ablation.json").read_text())
+    table = metrics["tables"]["ablation"]
+    assert table["reference"] == "α=0.01, r=0.4" and len(table["methods"]) == 6
+    for name, per_rule in table["methods"].items():
+        m = per_rule["paper"]["metrics"]
+        assert 0.0 <= m["recall@1"]["value"] <= m["recall_avg"]["value"] <= 1.0
+        assert (name == "α=0.01, r=0.4") == (not per_rule["paper"]["versus_reference"])
     report = (tmp_path / "ab" / "report.md").read_text()
-    assert "| α=0, r=0.4 |" in report and "| α=0.01, r=1 |" in report
+    assert "| α=0, r=0.4 |" in report and "| α=0.01, r=1 |" in report and " ± " in report
