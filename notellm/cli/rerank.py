@@ -204,20 +204,19 @@ def feed_command(
 
     from notellm.data.store import load_notes
     from notellm.rerank import list_metrics, rerank
+    from notellm.retrieval.exact import l2_normalize
+    from notellm.retrieval.index import IndexConfig, VectorIndex
     from notellm.retrieval.vectors import NoteVectors
 
-    vectors = NoteVectors.load(embeddings)
+    loaded = NoteVectors.load(embeddings)
     notes = load_notes(data).set_index("note_id")
-    query = vectors.row(note)
-    unit = vectors.matrix / np.maximum(np.linalg.norm(vectors.matrix, axis=1, keepdims=True), 1e-12)
-    sims = unit @ unit[query]
-    sims[query] = -np.inf
-    n = min(candidates, len(sims) - 1)
-    top = np.argpartition(-sims, n - 1)[:n] if n < len(sims) else np.arange(len(sims))
-    top = top[np.argsort(-sims[top], kind="stable")]
-    div = unit if diversify_with is None else NoteVectors.load(diversify_with).subset(vectors.ids).matrix
-    order = rerank(sims[top], div[top], k, method, **_params(method, lam, theta, gamma, alpha, window, epsilon))
-    ids = [vectors.ids[i] for i in top]
+    vectors = NoteVectors(loaded.ids, l2_normalize(loaded.matrix))
+    neighbours = VectorIndex.build(vectors, IndexConfig(kind="flat")).similar(note, candidates)
+    ids = [nid for nid, _ in neighbours]
+    sims = np.array([score for _, score in neighbours], dtype=np.float32)  # (n,) cosine, best first
+    unit = vectors.subset(ids).matrix
+    div = unit if diversify_with is None else NoteVectors.load(diversify_with).subset(ids).matrix
+    order = rerank(sims, div, k, method, **_params(method, lam, theta, gamma, alpha, window, epsilon))
     title = notes["title"].to_dict()
     cats = notes["category"].reindex(ids).fillna("").tolist()
     table = Table(title=f"{method} feed for {note}: {escape(str(title.get(note, '')))[:80]}")
@@ -225,10 +224,10 @@ def feed_command(
         table.add_column(col, overflow="fold")
     for rank, i in enumerate(order.tolist()):
         table.add_row(
-            str(rank + 1), ids[i], f"{sims[top][i]:.3f}", str(i + 1), cats[i], escape(str(title.get(ids[i], "")))[:90]
+            str(rank + 1), ids[i], f"{sims[i]:.3f}", str(i + 1), cats[i], escape(str(title.get(ids[i], "")))[:90]
         )
     console.print(table)
-    m = list_metrics(unit[top], sims[top], order, cats)
+    m = list_metrics(unit, sims, order, cats)
     console.print(
         f"ILAD {m['ilad']:.3f}  ILMD {m['ilmd']:.3f}  relevance kept {m['score_ratio']:.3f}  "
         f"NDCG {m['ndcg']:.3f}  categories {int(m['categories'])}"

@@ -211,16 +211,14 @@ def _embed_and_eval(ctx: EvalContext, encoder_factory, vectors_path: Path, progr
 
 
 def _neighbours(ctx: EvalContext, vectors_path: Path, note_id: str, k: int, related: set[tuple[str, str]]) -> list:
+    from notellm.retrieval.index import IndexConfig, VectorIndex
     from notellm.retrieval.vectors import NoteVectors
 
-    vectors = NoteVectors.load(vectors_path)
-    q = vectors.matrix[vectors.row(note_id)]
-    scores = vectors.matrix @ q  # (pool,)
-    order = [i for i in np.argsort(-scores, kind="stable") if vectors.ids[i] != note_id][:k]
+    index = VectorIndex.build(NoteVectors.load(vectors_path), IndexConfig(kind="flat"))
     out = []
-    for i in order:
-        n = ctx.notes_by_id[vectors.ids[i]]
-        out.append({"note_id": n.note_id, "title": n.title, "category": n.category, "score": float(scores[i]),
+    for other, score in index.similar(note_id, k):
+        n = ctx.notes_by_id[other]
+        out.append({"note_id": n.note_id, "title": n.title, "category": n.category, "score": score,
                     "related": (note_id, n.note_id) in related})
     return out
 

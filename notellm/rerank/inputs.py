@@ -92,12 +92,6 @@ def zscore(scores: np.ndarray) -> np.ndarray:
     return np.where(valid, centred / np.where(std > 0, std, 1.0), -np.inf)
 
 
-def unit_rows(embeddings: np.ndarray) -> np.ndarray:
-    """L2-normalise the last axis; zero rows stay zero.  (..., d) -> (..., d)"""
-    norms = np.linalg.norm(embeddings, axis=-1, keepdims=True)
-    return embeddings / np.where(norms > 0, norms, 1.0)
-
-
 def append_bias(embeddings: np.ndarray) -> np.ndarray:
     """Append a constant-1 dimension (SSD paper's "extra dimension", §3.3 of our method notes).  (..., d) -> (..., d+1)
 

@@ -13,6 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from notellm.data.schema import Note
+from notellm.retrieval.exact import l2_normalize
 from notellm.retrieval.vectors import NoteVectors
 
 
@@ -29,11 +30,6 @@ class Encoder(Protocol):
 def note_text(note: Note) -> str:
     """The plain text the non-NoteLLM baselines read: title, then content (hashtags excluded, like §2.1's input)."""
     return f"{note.title}\n{note.content}".strip()
-
-
-def l2_normalize(matrix: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def encode_notes(
