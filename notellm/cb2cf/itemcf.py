@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from notellm.data.cooccurrence import cooccurrence, cosine, user_note_matrix
+from notellm.data.store import cooccurrence, cosine, user_note_matrix
 
 
 def itemcf_pairs(

@@ -27,7 +27,7 @@ def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from notellm.data.readers import DataFileError
+        from notellm.data.store import DataFileError
 
         try:
             return func(*args, **kwargs)
@@ -73,7 +73,7 @@ def import_files_cmd(
     ] = "reject",
 ) -> None:
     """Validate your own notes (and events) files and write them as a data folder; bad rows go to rejects/."""
-    from notellm.data.importing import import_files
+    from notellm.data.store import import_files
 
     if on_bad_bytes not in ("reject", "replace"):
         raise ValueError(f"--on-bad-bytes must be 'reject' or 'replace', got {on_bad_bytes!r}")
@@ -95,7 +95,7 @@ def import_stackexchange_cmd(
     ] = "none",
 ) -> None:
     """Import Stack Exchange dumps: questions as notes, ask/answer/comment as events, PostLinks as links."""
-    from notellm.data.stackexchange import import_stackexchange
+    from notellm.data.store import import_stackexchange
 
     report = import_stackexchange(site_dirs, out, category_level2=category_level2)  # type: ignore[arg-type]
     _print_report(report)
@@ -126,10 +126,10 @@ def mine_cmd(
              "earlier behaviour for the warm-note (ItemCF) evaluation; 0 = off.")] = 0.0,
 ) -> None:
     """Mine co-occurrence pairs (s(A→B) = Σ 1/N_u), split them by note, write pairs.parquet, update the manifest."""
-    from notellm.data.mining import MiningConfig
-    from notellm.data.prepare import mine_and_split
-    from notellm.data.splits import SplitConfig
-    from notellm.data.stats import kv_table
+    from notellm.data.store import MiningConfig
+    from notellm.data.store import mine_and_split
+    from notellm.data.store import SplitConfig
+    from notellm.data.store import kv_table
 
     mining = MiningConfig(
         window=window or None,
@@ -145,7 +145,7 @@ def mine_cmd(
         seed=seed,
     )
     split = SplitConfig(val_frac=val_frac, test_frac=test_frac, seed=seed, method=split_method)  # type: ignore[arg-type]
-    from notellm.data.warm import WarmHoldoutConfig
+    from notellm.data.store import WarmHoldoutConfig
 
     warm = WarmHoldoutConfig(quantile=warm_quantile) if warm_quantile else None
     section = mine_and_split(data_dir, mining, split, warm_cfg=warm)
@@ -167,7 +167,7 @@ def stats_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON instead of tables.")] = False,
 ) -> None:
     """Notes, users, events, pairs per split, pairs per note, top categories and hashtags, links."""
-    from notellm.data.stats import data_stats, stats_tables
+    from notellm.data.store import data_stats, stats_tables
 
     stats = data_stats(data_dir)
     if as_json:

@@ -15,18 +15,27 @@ from pathlib import Path
 import pandas as pd
 
 from notellm.data import schema as S
-from notellm.data.artifacts import read_manifest
+from notellm.data.artifacts import read_manifest, write_parquet
+from notellm.data.cooccurrence import cooccurrence, cosine, user_note_matrix
 from notellm.data.importing import ImportReport, import_files
 from notellm.data.mining import MiningConfig, mine_pairs
 from notellm.data.prepare import mine_and_split
+from notellm.data.readers import DataFileError, read_table
 from notellm.data.splits import SplitConfig, assign_pair_splits, dedup_pairs_code_rule, split_notes
 from notellm.data.stackexchange import import_stackexchange
+from notellm.data.stats import data_stats, kv_table, stats_tables
+from notellm.data.warm import WarmHoldoutConfig
 
 __all__ = [
+    "DataFileError",
     "ImportReport",
     "MiningConfig",
     "SplitConfig",
+    "WarmHoldoutConfig",
     "assign_pair_splits",
+    "cooccurrence",
+    "cosine",
+    "data_stats",
     "dedup_pairs_code_rule",
     "frame_to_notes",
     "import_files",
@@ -39,8 +48,13 @@ __all__ = [
     "mine_and_split",
     "mine_pairs",
     "notes_to_frame",
+    "kv_table",
     "read_manifest",
+    "read_table",
     "split_notes",
+    "stats_tables",
+    "user_note_matrix",
+    "write_parquet",
 ]
 
 

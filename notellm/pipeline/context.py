@@ -35,7 +35,7 @@ class WarmEval:
 
     @classmethod
     def load(cls, data_dir: Path, events: pd.DataFrame | None, note_ids: set[str]) -> WarmEval | None:
-        from notellm.data.artifacts import read_manifest
+        from notellm.data.store import read_manifest
 
         path = data_dir / S.WARM_PAIRS_FILE
         t0 = read_manifest(data_dir).get("mining", {}).get("warm_holdout", {}).get("t0")

@@ -137,7 +137,7 @@ def _import(cfg: QuickstartConfig, data_dir: Path) -> dict:
 
 def _slice(src: Path, dst: Path, max_notes: int) -> int:
     """Keep the `max_notes` most engaged notes (most events; ties by id), their events and links."""
-    from notellm.data.artifacts import write_parquet
+    from notellm.data.store import write_parquet
 
     notes = pd.read_parquet(src / S.NOTES_FILE)
     events = pd.read_parquet(src / S.EVENTS_FILE)
@@ -161,7 +161,7 @@ def _slice(src: Path, dst: Path, max_notes: int) -> int:
 def _mine(cfg: QuickstartConfig, data_dir: Path) -> dict:
     from notellm.config import to_dict
     from notellm.data.store import MiningConfig, SplitConfig, mine_and_split
-    from notellm.data.warm import WarmHoldoutConfig
+    from notellm.data.store import WarmHoldoutConfig
 
     warm = WarmHoldoutConfig(quantile=cfg.warm_quantile) if cfg.warm_quantile else None
     section = mine_and_split(data_dir, MiningConfig(), SplitConfig(seed=cfg.seed), progress=cfg.progress,
