@@ -8,34 +8,15 @@ notellm data stats notellm-data/stackexchange
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)  # errors stay on one line, greppable in logs
+from notellm.cli.common import console, friendly
+
 DEFAULT_ROOT = Path("notellm-data")
-
-
-def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the data layer's expected errors into a one-line red message and exit code 1 (no traceback)."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from notellm.data.store import DataFileError
-
-        try:
-            return func(*args, **kwargs)
-        except (DataFileError, FileNotFoundError, ValueError) as exc:
-            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-            raise typer.Exit(1) from exc
-
-    return wrapper
 
 
 def _print_report(report: Any) -> None:
@@ -52,7 +33,7 @@ data_app = typer.Typer(help="Inspect a notellm data folder.", no_args_is_help=Tr
 
 
 @import_app.command("files")
-@_friendly
+@friendly
 def import_files_cmd(
     notes: Annotated[
         Path,
@@ -84,7 +65,7 @@ def import_files_cmd(
 
 
 @import_app.command("stackexchange")
-@_friendly
+@friendly
 def import_stackexchange_cmd(
     site_dirs: Annotated[
         list[Path], typer.Argument(help="Site folders (beer.stackexchange.com, ...) or a folder holding several.")
@@ -126,10 +107,7 @@ def mine_cmd(
              "earlier behaviour for the warm-note (ItemCF) evaluation; 0 = off.")] = 0.0,
 ) -> None:
     """Mine co-occurrence pairs (s(A→B) = Σ 1/N_u), split them by note, write pairs.parquet, update the manifest."""
-    from notellm.data.store import MiningConfig
-    from notellm.data.store import mine_and_split
-    from notellm.data.store import SplitConfig
-    from notellm.data.store import kv_table
+    from notellm.data.store import MiningConfig, SplitConfig, WarmHoldoutConfig, kv_table, mine_and_split
 
     mining = MiningConfig(
         window=window or None,
@@ -145,8 +123,6 @@ def mine_cmd(
         seed=seed,
     )
     split = SplitConfig(val_frac=val_frac, test_frac=test_frac, seed=seed, method=split_method)  # type: ignore[arg-type]
-    from notellm.data.store import WarmHoldoutConfig
-
     warm = WarmHoldoutConfig(quantile=warm_quantile) if warm_quantile else None
     section = mine_and_split(data_dir, mining, split, warm_cfg=warm)
     console.print(kv_table("mining", section["stats"]))
@@ -161,7 +137,7 @@ def mine_cmd(
 
 
 @data_app.command("stats")
-@_friendly
+@friendly
 def stats_cmd(
     data_dir: Annotated[Path, typer.Argument(help="A notellm data folder.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON instead of tables.")] = False,
@@ -181,4 +157,4 @@ def register(app: typer.Typer) -> None:
     """Add `import`, `data` and `mine` to the notellm app."""
     app.add_typer(import_app, name="import")
     app.add_typer(data_app, name="data")
-    app.command("mine")(_friendly(mine_cmd))
+    app.command("mine")(friendly(mine_cmd))

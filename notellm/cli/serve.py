@@ -13,15 +13,13 @@ from typing import Annotated
 
 import typer
 
+from notellm.cli.common import Set, fail, friendly
+
 index_app = typer.Typer(help="Build the index the service serves.", no_args_is_help=True)
 
 
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
-
-
 @index_app.command("build")
+@friendly
 def build(
     model: Annotated[Path, typer.Option(help="Saved NoteLLM folder (NoteLLM.save_pretrained).")],
     data: Annotated[Path, typer.Option(help="Data folder with notes.parquet (`notellm import ...`).")],
@@ -34,16 +32,14 @@ def build(
     from notellm.serve.build import build_index
     from notellm.serve.embedder import load_model
 
-    try:
-        notes = frame_to_notes(load_notes(data))
-        loaded = load_model(model)
-        path = build_index(loaded, notes, out, batch_size=batch_size, overwrite=overwrite,
-                           info={"model": str(model.resolve()), "data": str(data.resolve())})
-    except (FileNotFoundError, FileExistsError, ValueError) as exc:
-        _fail(str(exc))
+    notes = frame_to_notes(load_notes(data))
+    loaded = load_model(model)
+    path = build_index(loaded, notes, out, batch_size=batch_size, overwrite=overwrite,
+                       info={"model": str(model.resolve()), "data": str(data.resolve())})
     typer.echo(f"indexed {len(notes)} notes into {path}")
 
 
+@friendly
 def serve(
     model: Annotated[Path, typer.Option(help="Saved NoteLLM folder (NoteLLM.save_pretrained).")],
     index: Annotated[Path | None, typer.Option(help="Index folder from `notellm index build` (seeds Milvus).")] = None,
@@ -52,13 +48,13 @@ def serve(
     backend: Annotated[str, typer.Option(help="faiss (local durable store) or milvus.")] = "faiss",
     milvus_uri: Annotated[str | None, typer.Option(help="Milvus URI (http://host:19530) or milvus-lite file.")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML/JSON file of ServeConfig fields.")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a ServeConfig field: key=value.")] = None,
+    set_: Set = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve related notes, live note updates, embeddings and generation over HTTP (OpenAPI at /docs)."""
     import uvicorn
 
-    from notellm.config import ConfigError, load_config
+    from notellm.config import load_config
     from notellm.data.schema import Note
     from notellm.serve.app import create_app
     from notellm.serve.backend import open_index
@@ -66,17 +62,14 @@ def serve(
     from notellm.serve.embedder import load_model
 
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO))
-    try:
-        cfg = load_config(ServeConfig, config, set_ or [])
-        loaded = load_model(model)
-        notes = open_index(backend, index, milvus_uri=milvus_uri, milvus_collection=cfg.milvus_collection,
-                           compact_every=cfg.compact_every)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
+    cfg = load_config(ServeConfig, config, set_ or [])
+    loaded = load_model(model)
+    notes = open_index(backend, index, milvus_uri=milvus_uri, milvus_collection=cfg.milvus_collection,
+                       compact_every=cfg.compact_every)
     try:
         dim = loaded.embed([Note(note_id="probe", title="probe", content="")], batch_size=1).shape[1]
         if dim != notes.dim:
-            _fail(f"the model embeds into {dim} dims but the index holds {notes.dim}-dim vectors; "
+            fail(f"the model embeds into {dim} dims but the index holds {notes.dim}-dim vectors; "
                   "rebuild the index with this model (`notellm index build`)")
         app = create_app(notes, loaded, cfg, model_name=model.name)
         uvicorn.run(app, host=host, port=port, log_level=log_level)

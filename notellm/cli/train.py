@@ -1,52 +1,37 @@
-"""`notellm train`: train NoteLLM (GCL + CSFT) from a config file plus `section.key=value` overrides.
+"""`notellm train`: train NoteLLM (GCL + CSFT) from a config file plus `--set section.key=value` overrides.
 
-    notellm train --config configs/smollm2_135m.yaml --data /tmp/se-data --out runs/se train.max_seconds=1200
-    accelerate launch --config_file configs/accelerate/ddp.yaml -m notellm.train --config ... --data ... --out ...
-    torchrun --nproc_per_node 2 -m notellm.train --config configs/tiny.yaml --data ... --out ...
+    notellm train --config notellm/configs/smollm2_135m.yaml --data /tmp/se-data --out runs/se \
+        --set train.max_seconds=1200
+    accelerate launch --config_file notellm/configs/accelerate/ddp.yaml -m notellm.train --config ... --data ... --out ...
+    torchrun --nproc_per_node 2 -m notellm.train --config notellm/configs/tiny.yaml --data ... --out ...
 
+`python -m notellm.train` (what the launchers start) takes the same options; both go through notellm/train/launch.py.
 Re-running the same command resumes from the newest checkpoint in the output folder.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from notellm.cli.common import Set, deprecated_overrides, friendly
 
+
+@friendly
 def train_command(
-    overrides: list[str] = typer.Argument(
-        None, help="Config overrides like train.lr=1e-5 model.emb_dim=64 (applied after the file)."
-    ),
+    old: Annotated[list[str] | None, typer.Argument(hidden=True, help="Deprecated: use --set.")] = None,
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML with model: and train: sections."),
     data: Path | None = typer.Option(None, "--data", help="Data folder with notes.parquet and pairs.parquet."),
     out: Path | None = typer.Option(None, "--out", help="Run folder (checkpoints, model/, metrics.jsonl)."),
+    set_: Set = None,
 ) -> None:
     """Train NoteLLM embeddings (GCL + CSFT); resumable; multi-process under accelerate launch / torchrun."""
-    import logging
+    from notellm.train.launch import launch_config, run_training
 
-    from notellm.config import ConfigError
-    from notellm.train.config import load_train_config
-    from notellm.train.loop import train
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per saved file otherwise
-    items = list(overrides or [])
-    if data is not None:
-        items.append(f"train.data_dir={data}")
-    if out is not None:
-        items.append(f"train.out_dir={out}")
-    try:
-        cfg = load_train_config(config, items)
-    except (ConfigError, ValueError) as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    result = train(cfg)
-    state = "finished" if result.completed else f"stopped ({result.stop_reason}); re-run the same command to resume"
-    loss = f"{result.final_loss:.4f}" if result.final_loss is not None else "n/a"
-    typer.echo(
-        f"{state}: step {result.steps}/{result.total_steps}, loss {loss}, tau {result.tau:.3f}, "
-        f"model at {result.model_dir}"
-    )
+    cfg = launch_config(config, data, out, deprecated_overrides(old, set_, "positional"))
+    typer.echo(run_training(cfg))
 
 
 def register(app: typer.Typer) -> None:

@@ -35,8 +35,6 @@ from notellm.pipeline.context import (EvalContext, evaluate_generation, evaluate
                                       warm_evaluation)
 from notellm.pipeline.stages import StageRunner
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PRESETS = {"smollm2-135m": "smollm2_135m.yaml", "gemma3-270m": "gemma3_270m.yaml", "tiny": "tiny.yaml"}
 MAIN = "NoteLLM"
 NO_CSFT = "NoteLLM w/o CSFT (PromptEOL+CSE)"
 NO_GCL = "NoteLLM w/o GCL (CSFT only)"
@@ -59,7 +57,8 @@ class QuickstartConfig:
     model: str = "smollm2-135m"
     """Backbone name (smollm2-135m, gemma3-270m, tiny) or a local Hugging Face causal-LM folder."""
     config: str | None = None
-    """Training YAML (model: + train: sections); default: configs/<preset>.yaml for a packaged backbone."""
+    """Training YAML (model: + train: sections); default: the preset shipped for a packaged backbone
+    (notellm/configs/, see `notellm.configs.PRESETS`)."""
     overrides: list[str] = field(default_factory=list)
     """`section.key=value` overrides for the training config (e.g. train.batch_pairs=4)."""
     budget_minutes: float = 30.0
@@ -91,13 +90,16 @@ class QuickstartConfig:
 
 
 def default_stackexchange_dir() -> Path:
-    """The shipped data: ../shared/data/stackexchange next to the repo (or the working directory)."""
-    for base in (REPO_ROOT.parent, Path.cwd().parent, Path.cwd()):
-        candidate = base / "shared" / "data" / "stackexchange"
+    """The shipped data: $NOTELLM_SHARED/data/stackexchange, else shared/data/stackexchange beside or in the
+    working directory (a checkout's `../shared`)."""
+    bases = [Path(os.environ["NOTELLM_SHARED"])] if os.environ.get("NOTELLM_SHARED") else []
+    bases += [Path.cwd().parent / "shared", Path.cwd() / "shared"]
+    for base in bases:
+        candidate = base / "data" / "stackexchange"
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError("shipped Stack Exchange data not found at ../shared/data/stackexchange; "
-                            "pass --stackexchange DIR or --notes F --events F")
+    raise FileNotFoundError("shipped Stack Exchange data not found at ../shared/data/stackexchange (or "
+                            "$NOTELLM_SHARED/data/stackexchange); pass --stackexchange DIR or --notes F --events F")
 
 
 def plan_budget(total_seconds: float, skip_baselines: bool) -> dict[str, float]:
@@ -160,8 +162,7 @@ def _slice(src: Path, dst: Path, max_notes: int) -> int:
 
 def _mine(cfg: QuickstartConfig, data_dir: Path) -> dict:
     from notellm.config import to_dict
-    from notellm.data.store import MiningConfig, SplitConfig, mine_and_split
-    from notellm.data.store import WarmHoldoutConfig
+    from notellm.data.store import MiningConfig, SplitConfig, WarmHoldoutConfig, mine_and_split
 
     warm = WarmHoldoutConfig(quantile=cfg.warm_quantile) if cfg.warm_quantile else None
     section = mine_and_split(data_dir, MiningConfig(), SplitConfig(seed=cfg.seed), progress=cfg.progress,
@@ -172,11 +173,12 @@ def _mine(cfg: QuickstartConfig, data_dir: Path) -> dict:
 
 def train_config(cfg: QuickstartConfig, data_dir: Path, out_dir: Path, seconds: float, extra: list[str]):
     """The TrainConfig of one quickstart training run (preset YAML, then budget/paths, then user overrides)."""
+    from notellm.configs import preset_path
     from notellm.train.config import load_train_config
 
     path = cfg.config
-    if path is None and cfg.model in PRESETS and (REPO_ROOT / "configs" / PRESETS[cfg.model]).is_file():
-        path = str(REPO_ROOT / "configs" / PRESETS[cfg.model])
+    if path is None and preset_path(cfg.model) is not None:
+        path = str(preset_path(cfg.model))
     overrides = [f"model.backbone={cfg.model}", f"train.data_dir={data_dir}", f"train.out_dir={out_dir}",
                  f"train.max_seconds={max(1.0, seconds):.0f}", f"train.seed={cfg.seed}", "train.tensorboard=false"]
     # The preset's training section as it is (full fine-tuning, as the paper); the loop fits its LR schedule to

@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from notellm.cli.rerank import register
+from notellm.cli import build_app
 from notellm.retrieval.vectors import NoteVectors
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -21,9 +21,7 @@ from test_feed_eval import _world  # noqa: E402
 
 @pytest.fixture(scope="module")
 def app() -> typer.Typer:
-    a = typer.Typer()
-    register(a)
-    return a
+    return build_app()
 
 
 @pytest.fixture()

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import json
 
-import typer
 from typer.testing import CliRunner
 
-from notellm.cli.evaluate import register
+from notellm.cli import build_app
 from notellm.pipeline.ablate import run_ablation, settings
 from notellm.pipeline.context import EvalContext
 from notellm.pipeline.quickstart import MAIN, QuickstartConfig, plan_budget, run_quickstart
@@ -69,8 +68,7 @@ def test_quickstart_end_to_end_and_resume(tmp_path, stackexchange_dir, tiny_back
     assert json.loads((out / "metrics.json").read_text())["retrieval"] == metrics["retrieval"]
 
     # the CLI on the run's artefacts: embed with the trained model, re-render the report elsewhere
-    app = typer.Typer()
-    register(app)
+    app = build_app()
     runner = CliRunner()
     res = runner.invoke(app, ["embed", "--model", str(out / "model"), "--data", str(out / "data"),
                               "--out", str(tmp_path / "v.npz")])
@@ -85,7 +83,7 @@ def test_quickstart_end_to_end_and_resume(tmp_path, stackexchange_dir, tiny_back
     evaluated = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert evaluated["retrieval"]["NoteLLM"]["paper"]["overall"] == metrics["retrieval"][MAIN]["paper"]["overall"]
     res = runner.invoke(app, ["report", str(tmp_path / "missing.json")])
-    assert res.exit_code == 2 and "metrics file not found" in res.output
+    assert res.exit_code == 1 and "metrics file not found" in res.output
 
 
 def test_stage_marker_reruns_on_changed_params(tmp_path):
