@@ -1,4 +1,5 @@
-"""Evaluation: ranking metrics, the §6.1 I2I protocol (paper and code rules), generation metrics, baselines.
+"""Evaluation: ranking metrics, the I2I protocol (docs/method.md §5.2; paper and code rules), generation
+metrics, baselines.
 
 Heavy baselines (zero-shot LLMs, SentenceBERT) live in their own modules and import torch lazily.
 """

@@ -93,7 +93,7 @@ def zscore(scores: np.ndarray) -> np.ndarray:
 
 
 def append_bias(embeddings: np.ndarray) -> np.ndarray:
-    """Append a constant-1 dimension (SSD paper's "extra dimension", §3.3 of our method notes).  (..., d) -> (..., d+1)
+    """Append a constant-1 dimension (SSD paper's "extra dimension", docs/method.md §8.1).  (..., d) -> (..., d+1)
 
     After unit-normalisation, ⟨[u,1],[v,1]⟩ = 1 + cos(u, v) ≥ 0: anti-parallel items become orthogonal, so a
     volume is largest exactly when cosine says "most dissimilar", and every starting norm is equal (√2).

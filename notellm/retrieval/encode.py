@@ -2,7 +2,8 @@
 
 An `Encoder` is anything with `encode(notes) -> np.ndarray (n, d)`: NoteLLM, the zero-shot LLM baselines,
 SentenceBERT. `encode_notes` feeds it length-sorted chunks (similar lengths pad less), shows progress, restores the
-original order and L2-normalises, so every encoder's output is comparable by inner product (= cosine, §6.1).
+original order and L2-normalises, so every encoder's output is comparable by inner product (= cosine,
+docs/method.md §5.1).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class Encoder(Protocol):
 
 
 def note_text(note: Note) -> str:
-    """The plain text the non-NoteLLM baselines read: title, then content (hashtags excluded, like §2.1's input)."""
+    """The plain text the non-NoteLLM baselines read: title, then content (hashtags excluded)."""
     return f"{note.title}\n{note.content}".strip()
 
 
@@ -56,7 +57,7 @@ def encode_notes(
 
 
 class NoteLLMEncoder:
-    """Adapter: a trained `NoteLLM` (notellm.model) as an `Encoder` (its §2.3 category-prompt embedding).
+    """Adapter: a trained `NoteLLM` (notellm.model) as an `Encoder` (its category-prompt embedding, docs/method.md §3).
 
     bf16 autocast is on by default: on CPUs with AVX512-BF16/AMX it is ~5x faster than fp32 (measured here: 47 vs
     9 GFLOP/s for a 1024² matmul on a loaded 2-core EPYC), at a cosine error far below ranking resolution.

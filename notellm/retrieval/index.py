@@ -6,7 +6,7 @@ Contract (what every caller, and a durable store wrapped around it, may rely on)
 - `search(queries (nq, d), k) -> (scores (nq, k) float32, labels (nq, k) int64)`, best first, the faiss
   convention: `-1` labels and `-inf` scores fill slots no note could fill; `note_ids(labels)` maps labels to ids.
   `similar(id, k)` is the I2I form (the note itself excluded). Scores are inner products: on L2-normalised
-  vectors that is cosine, the method's score (docs/method.md §5).
+  vectors that is cosine, the method's score (docs/method.md §5.1).
 - Every note gets a stable int64 label (insertion order, never reused), so add/remove never renumber.
 - The exact kind (`flat`) is the brute force of `notellm.retrieval.exact`: `queries @ matrix.T` then `top_k`, so
   ties come back in insertion order and results equal a stable brute-force sort. HNSW and IVF-Flat (faiss, for

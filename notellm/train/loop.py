@@ -1,4 +1,4 @@
-"""The NoteLLM training recipe: setup → train → save (paper §4–5; method doc §4, §5, §11).
+"""The NoteLLM training recipe: setup → train → save (paper §4–5; docs/method.md §4, §6).
 
     notellm train --config notellm/configs/smollm2_135m.yaml --data /tmp/se-data --out runs/se
     accelerate launch --config_file notellm/configs/accelerate/ddp.yaml -m notellm.train --config ...   # many GPUs
