@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from notellm.cli.common import Set, console, friendly
+from notellm.cli.common import ConfigFile, DataDir, Set, VectorsFile, console, friendly
 
 cb2cf_app = typer.Typer(
     help="CB2CF: map content embeddings into a collaborative similarity space.", no_args_is_help=True
@@ -23,11 +23,11 @@ cb2cf_app = typer.Typer(
 @cb2cf_app.command("train")
 @friendly
 def cb2cf_train(
-    data: Annotated[Path, typer.Option(help="Data folder with events.parquet (ItemCF pairs are mined from it).")],
-    embeddings: Annotated[Path, typer.Option(help="NoteVectors .npz: the content features (text).")],
+    data: DataDir,
+    embeddings: VectorsFile,
     out: Annotated[Path, typer.Option(help="Folder to write model.safetensors + config.json.")],
     image_features: Annotated[Path | None, typer.Option(help="Optional second NoteVectors (e.g. image).")] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML/JSON CB2CFConfig file.")] = None,
+    config: ConfigFile = None,
     set_: Set = None,
 ) -> None:
     """Train CB2CF on ItemCF pairs from the data folder's events."""
@@ -51,7 +51,7 @@ def cb2cf_train(
 @friendly
 def cb2cf_embed(
     model: Annotated[Path, typer.Option(help="CB2CF folder written by `cb2cf train`.")],
-    embeddings: Annotated[Path, typer.Option(help="NoteVectors .npz of content features to map.")],
+    embeddings: VectorsFile,
     out: Annotated[Path, typer.Option(help="NoteVectors .npz to write (unit CB2CF vectors).")],
     image_features: Annotated[Path | None, typer.Option(help="Image NoteVectors, if the model uses them.")] = None,
 ) -> None:
@@ -69,11 +69,11 @@ def cb2cf_embed(
 @cb2cf_app.command("eval")
 @friendly
 def cb2cf_eval(
-    data: Annotated[Path, typer.Option(help="Data folder with events.parquet.")],
-    embeddings: Annotated[Path, typer.Option(help="NoteVectors .npz: the content features.")],
+    data: DataDir,
+    embeddings: VectorsFile,
     out: Annotated[Path | None, typer.Option(help="JSON file for the result.")] = None,
     cold_frac: Annotated[float, typer.Option(help="Share of notes whose behaviour is held out.")] = 0.1,
-    config: Annotated[Path | None, typer.Option(help="YAML/JSON CB2CFConfig file.")] = None,
+    config: ConfigFile = None,
     set_: Set = None,
     seed: Annotated[int, typer.Option(help="Seed of the cold-note sample.")] = 0,
 ) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -29,6 +30,11 @@ err_console = Console(stderr=True, soft_wrap=True)  # errors stay on one line, g
 # Expected failures: bad or missing inputs. ConfigError and DataFileError are ValueErrors.
 EXPECTED = (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError, KeyError)
 
+# Options several commands share, spelled once.
+ConfigFile = Annotated[Path | None, typer.Option("--config", help="YAML/JSON config file (then --set overrides).")]
+DataDir = Annotated[Path, typer.Option("--data", help="A notellm data folder (`notellm import`, `notellm mine`).")]
+VectorsFile = Annotated[Path, typer.Option("--embeddings", help="NoteVectors .npz of the notes (`notellm embed`).")]
+DiversifyWith = Annotated[Path | None, typer.Option(help="NoteVectors (e.g. CB2CF) to diversify with.")]
 Set = Annotated[
     list[str] | None,
     typer.Option("--set", help="Config override key=value (dotted keys for sections); repeatable, after --config."),

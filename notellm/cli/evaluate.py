@@ -10,13 +10,13 @@ from typing import Annotated
 
 import typer
 
-from notellm.cli.common import friendly
+from notellm.cli.common import DataDir, friendly
 
 
 @friendly
 def evaluate(
     model: Annotated[Path, typer.Option(help="Saved NoteLLM folder.")],
-    data: Annotated[Path, typer.Option(help="Mined data folder (notes, events, pairs, note_splits).")],
+    data: DataDir,
     out: Annotated[Path, typer.Option(help="Folder for metrics.json and the report.")],
     baselines: Annotated[bool, typer.Option(help="Also score SentenceBERT, BM25 and ItemCF.")] = True,
     gen_notes: Annotated[int, typer.Option(help="Test notes for the generation metrics (0 = skip).")] = 100,

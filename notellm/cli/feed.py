@@ -12,19 +12,19 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from notellm.cli.common import Set, console, friendly
+from notellm.cli.common import ConfigFile, DataDir, DiversifyWith, Set, VectorsFile, console, friendly
 from notellm.cli.rerank import Alpha, Epsilon, Gamma, Lam, Method, Theta, Window, method_params, rerank_with
 
 
 @friendly
 def feed_command(
     note: Annotated[str, typer.Option(help="The note id to build a related-notes feed for.")],
-    data: Annotated[Path, typer.Option(help="Data folder holding notes.parquet.")],
-    embeddings: Annotated[Path, typer.Option(help="NoteVectors .npz of the notes.")],
+    data: DataDir,
+    embeddings: VectorsFile,
     method: Method = "ssd_star",
     k: Annotated[int, typer.Option(help="Feed length.")] = 10,
     candidates: Annotated[int, typer.Option(help="Neighbours retrieved before re-ranking.")] = 100,
-    diversify_with: Annotated[Path | None, typer.Option(help="NoteVectors (e.g. CB2CF) to diversify with.")] = None,
+    diversify_with: DiversifyWith = None,
     lam: Lam = None,
     theta: Theta = None,
     gamma: Gamma = None,
@@ -70,11 +70,11 @@ def feed_command(
 
 @friendly
 def feed_eval_command(
-    data: Annotated[Path, typer.Option(help="Data folder with notes.parquet and events.parquet.")],
-    embeddings: Annotated[Path, typer.Option(help="NoteVectors .npz of the notes.")],
+    data: DataDir,
+    embeddings: VectorsFile,
     out: Annotated[Path, typer.Option(help="Folder for feed_eval.json, frontier.csv and frontier.png.")],
-    diversify_with: Annotated[Path | None, typer.Option(help="NoteVectors (e.g. CB2CF) to diversify with.")] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML/JSON FeedConfig file.")] = None,
+    diversify_with: DiversifyWith = None,
+    config: ConfigFile = None,
     set_: Set = None,
     label: Annotated[str, typer.Option(help="Name of this run in the plot and JSON.")] = "",
 ) -> None:

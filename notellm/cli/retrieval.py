@@ -11,12 +11,12 @@ from typing import Annotated
 
 import typer
 
-from notellm.cli.common import fail, friendly
+from notellm.cli.common import DataDir, fail, friendly
 
 
 @friendly
 def embed(
-    data: Annotated[Path, typer.Option(help="Data folder with notes.parquet.")],
+    data: DataDir,
     out: Annotated[Path, typer.Option(help="Vectors file to write (.npz: ids + vectors).")],
     model: Annotated[Path | None, typer.Option(help="Saved NoteLLM folder (omit with --encoder sbert).")] = None,
     encoder: Annotated[str, typer.Option(help="notellm or sbert (all-MiniLM-L6-v2).")] = "notellm",

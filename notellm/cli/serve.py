@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from notellm.cli.common import Set, fail, friendly
+from notellm.cli.common import ConfigFile, DataDir, Set, fail, friendly
 
 index_app = typer.Typer(help="Build the index the service serves.", no_args_is_help=True)
 
@@ -22,7 +22,7 @@ index_app = typer.Typer(help="Build the index the service serves.", no_args_is_h
 @friendly
 def build(
     model: Annotated[Path, typer.Option(help="Saved NoteLLM folder (NoteLLM.save_pretrained).")],
-    data: Annotated[Path, typer.Option(help="Data folder with notes.parquet (`notellm import ...`).")],
+    data: DataDir,
     out: Annotated[Path, typer.Option(help="Index folder to write.")],
     batch_size: Annotated[int, typer.Option(help="Notes per model forward pass.")] = 32,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing index folder.")] = False,
@@ -47,7 +47,7 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     backend: Annotated[str, typer.Option(help="faiss (local durable store) or milvus.")] = "faiss",
     milvus_uri: Annotated[str | None, typer.Option(help="Milvus URI (http://host:19530) or milvus-lite file.")] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML/JSON file of ServeConfig fields.")] = None,
+    config: ConfigFile = None,
     set_: Set = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:

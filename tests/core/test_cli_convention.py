@@ -61,3 +61,19 @@ def test_deprecated_override_forms_come_first_and_warn(capsys):
     assert "deprecated" in capsys.readouterr().err
     assert deprecated_overrides(None, ["x=1"], "-o") == ["x=1"]
     assert capsys.readouterr().err == ""
+
+
+def test_quickstart_takes_set_and_still_the_deprecated_o(monkeypatch):
+    seen = {}
+
+    def fake_run(cfg):
+        seen["overrides"] = cfg.overrides
+        return {"report_html": "r.html", "report_md": "r.md", "model": "m", "index": "i"}
+
+    monkeypatch.setattr("notellm.pipeline.quickstart.run_quickstart", fake_run)
+    result = CliRunner().invoke(build_app(), ["quickstart", "-o", "train.lr=1", "--set", "train.lr=2",
+                                              "--set", "train.seed=4"])
+    assert result.exit_code == 0, result.output
+    assert seen["overrides"] == ["train.lr=1", "train.lr=2", "train.seed=4"] and "deprecated" in result.output
+    bad = CliRunner().invoke(build_app(), ["quickstart", "--notes", "n.csv"])  # --events missing: a bad input
+    assert bad.exit_code == 1 and "--events" in bad.output
