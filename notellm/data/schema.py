@@ -91,4 +91,6 @@ def tag_tuple(value: Any) -> tuple[str, ...]:
     """Hashtags as read from any store: a list, tuple or array of strings; None / NaN (a missing cell) -> ()."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ()
+    if isinstance(value, (str, bytes)):  # would iterate characters; a store keeping JSON text must decode it first
+        raise ValueError(f"hashtags must be a list of strings, got the string {value!r}")
     return tuple(str(v) for v in value)

@@ -6,9 +6,9 @@
 Every stage is cached (`stages.py`): a second run with the same inputs skips finished stages, so an interrupted run
 resumes and a finished one only re-renders the report. The run folder holds `data/` (the imported, mined data),
 `runs/<name>/` (training runs), `vectors/` (pool embeddings per method), `model` (the trained NoteLLM, a link to
-`runs/notellm/model`), `vectors.npz` (all notes), `faiss/` (a `VectorIndex` of them), `index/` (the service's
-durable index, for `notellm serve --model OUT/model --index OUT/index`), `metrics.json`, `report.md`,
-`report.html`.
+`runs/notellm/model`), `vectors.npz` (all notes), `faiss/` (a `VectorIndex` of them, retrieval/index.py),
+`index/` (the service's durable index, for `notellm serve --model OUT/model --index OUT/index`), `metrics.json`,
+`report.md`, `report.html`.
 
 Time budget (`budget_minutes`, wall clock on this machine): the training runs get fixed shares (`plan_budget`)
 and stop cleanly at their share (`train.max_seconds`); the remainder is reserved for import, mining, embedding,
@@ -443,7 +443,7 @@ def _link_model(out: Path, model_dir: Path) -> None:
 
 
 def _build_index(ctx: EvalContext, model_dir: str, out: Path, progress: bool) -> dict:
-    """Embed every note with the trained NoteLLM: `vectors.npz`, a FAISS `VectorIndex` in `faiss/`, and the
+    """Embed every note with the trained NoteLLM: `vectors.npz`, a `VectorIndex` in `faiss/`, and the
     service's durable index folder in `index/` (notellm.serve's own format, what `notellm serve --index` opens)."""
     from notellm.model.notellm import NoteLLM
     from notellm.retrieval.encode import NoteLLMEncoder, encode_notes

@@ -34,6 +34,7 @@ from notellm.retrieval.vectors import NoteVectors
 INDEX_FILE = "index.faiss"
 LABELS_FILE = "labels.json"
 VECTORS_FILE = "vectors.npy"
+EXACT_BLOCK = 1 << 24  # exact search scores at most this many (query, note) pairs at once (64 MiB of float32)
 
 
 @dataclass
@@ -177,12 +178,14 @@ class VectorIndex:
             scores = np.where(labels < 0, -np.inf, scores).astype(np.float32)
             return scores, labels.astype(np.int64)
         all_labels, matrix = self._exact_matrix()
-        sims = queries @ matrix.T  # (nq, n)
-        top = top_k(sims, k)  # (nq, min(k, n))
         scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
         labels = np.full((len(queries), k), -1, dtype=np.int64)
-        scores[:, : top.shape[1]] = np.take_along_axis(sims, top, axis=1)
-        labels[:, : top.shape[1]] = all_labels[top]
+        block = max(1, EXACT_BLOCK // max(1, len(matrix)))  # query rows per block: bounded (block, n) scores
+        for start in range(0, len(queries), block):
+            sims = queries[start : start + block] @ matrix.T  # (b, n)
+            top = top_k(sims, k)  # (b, min(k, n))
+            scores[start : start + block, : top.shape[1]] = np.take_along_axis(sims, top, axis=1)
+            labels[start : start + block, : top.shape[1]] = all_labels[top]
         return scores, labels
 
     def _exact_matrix(self) -> tuple[np.ndarray, np.ndarray]:

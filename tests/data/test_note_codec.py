@@ -25,6 +25,8 @@ def test_named_extras_only_and_defaults():
     assert (sparse.note_id, sparse.title, sparse.hashtags, sparse.category, sparse.extra) == ("7", "", ("x",), "",
                                                                                                {"url": "u"})
     assert Note.from_dict({"note_id": "z", "hashtags": float("nan")}).hashtags == ()
+    with pytest.raises(ValueError, match="list of strings, got the string"):
+        Note.from_dict({"note_id": "z", "hashtags": '["a"]'})
     with pytest.raises(ValueError, match="needs a 'note_id'"):
         Note.from_dict({"title": "no id"})
 

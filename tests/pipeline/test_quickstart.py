@@ -26,7 +26,7 @@ def test_quickstart_end_to_end_and_resume(tmp_path, stackexchange_dir, tiny_back
     )
     first = run_quickstart(cfg)
     out = tmp_path / "qs"
-    for name in ("report.md", "report.html", "metrics.json", "vectors.npz", "faiss/index.faiss",
+    for name in ("report.md", "report.html", "metrics.json", "vectors.npz", "faiss/labels.json",
                  "index", "model/notellm.json", "plots/recall_at_k.png"):
         assert (out / name).exists(), name
     metrics = json.loads((out / "metrics.json").read_text())

@@ -161,3 +161,34 @@ def test_exact_index_equals_brute_force_with_ties_in_insertion_order():
     np.testing.assert_array_equal(labels, want)
     index.remove(["d0"])
     assert index.similar("d30", 1)[0][0] == "d60"  # its copies d0 (removed), d30 (itself), d60
+
+
+def test_exact_index_after_adds_removes_and_replacements_is_brute_force_in_insertion_order(tmp_path):
+    """The contract a durable store relies on: after any mutation the exact kind answers what a stable sort over
+    the live notes, in insertion order (a replaced note counts as newly inserted), answers; save/load keeps it."""
+    rng = np.random.default_rng(5)
+    pool = l2_normalize(rng.integers(-1, 2, size=(12, 3)).astype(np.float32))  # few distinct vectors: many ties
+    index = VectorIndex(3, IndexConfig(kind="flat"))
+    live: dict[str, np.ndarray] = {}
+    for step in range(60):
+        note = f"n{rng.integers(0, 25)}"
+        if rng.random() < 0.3:
+            index.remove([note])
+            live.pop(note, None)
+        else:
+            vec = pool[rng.integers(0, len(pool))]
+            index.add([note], vec[None, :])
+            live.pop(note, None)
+            live[note] = vec  # dicts keep insertion order: a replacement moves to the end
+        if step % 20 == 19:
+            index.save(tmp_path / "ix")
+            index = VectorIndex.load(tmp_path / "ix")
+        query = pool[rng.integers(0, len(pool))]
+        scores, labels = index.search(query[None, :], 5)
+        if not live:
+            assert (labels == -1).all() and len(index) == 0
+            continue
+        ids, matrix = list(live), np.stack(list(live.values()))
+        want = np.argsort(-(matrix @ query), kind="stable")[:5]
+        assert [nid for nid in index.note_ids(labels)[0] if nid] == [ids[i] for i in want]
+        np.testing.assert_allclose(scores[0][: len(want)], (matrix @ query)[want], atol=1e-6)
