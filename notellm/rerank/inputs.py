@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from notellm.retrieval.exact import top_k
+
 
 def check_inputs(scores, embeddings, k: int) -> tuple[np.ndarray, np.ndarray, bool]:
     """Validate one request or a batch; returns `(scores (R,N) float64, embeddings (R,N,d), batched)`.
@@ -100,6 +102,14 @@ def append_bias(embeddings: np.ndarray) -> np.ndarray:
     """
     ones = np.ones(embeddings.shape[:-1] + (1,), dtype=embeddings.dtype)
     return np.concatenate([embeddings, ones], axis=-1)
+
+
+def score_order(scores: np.ndarray, k: int, batched: bool) -> np.ndarray:
+    """The un-reranked list: top-k by score, ties by position (the package's one exact top-k); -1 pads slots that
+    only excluded (-inf) candidates could fill, which a single request drops.  (R, N) -> (R, k') or (k'',)"""
+    order = top_k(scores, k)
+    order = np.where(np.isfinite(np.take_along_axis(scores, order, 1)), order, -1)
+    return order if batched else order[0][order[0] >= 0]
 
 
 def relevance(scores: np.ndarray, normalize_scores: bool) -> np.ndarray:
