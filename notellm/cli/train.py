@@ -21,7 +21,7 @@ from notellm.cli.common import Set, deprecated_overrides, friendly
 
 @friendly
 def train_command(
-    old: Annotated[list[str] | None, typer.Argument(hidden=True, help="Deprecated: use --set.")] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(hidden=True, help="Deprecated: use --set.")] = None,
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML with model: and train: sections."),
     data: Path | None = typer.Option(None, "--data", help="Data folder with notes.parquet and pairs.parquet."),
     out: Path | None = typer.Option(None, "--out", help="Run folder (checkpoints, model/, metrics.jsonl)."),
@@ -30,7 +30,7 @@ def train_command(
     """Train NoteLLM embeddings (GCL + CSFT); resumable; multi-process under accelerate launch / torchrun."""
     from notellm.train.launch import launch_config, run_training
 
-    cfg = launch_config(config, data, out, deprecated_overrides(old, set_, "positional"))
+    cfg = launch_config(config, data, out, deprecated_overrides(overrides, set_, "positional"))
     typer.echo(run_training(cfg))
 
 

@@ -14,7 +14,8 @@ from notellm.train.launch import launch_config, run_training
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m notellm.train", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m notellm.train", description="Train NoteLLM (GCL + CSFT), "
+                                     "resumable; the entry point of torchrun -m / accelerate launch -m.")
     parser.add_argument("--config", "-c", help="YAML with model: and train: sections.")
     parser.add_argument("--data", help="Data folder with notes.parquet and pairs.parquet.")
     parser.add_argument("--out", help="Run folder (checkpoints, model/, metrics.jsonl).")
