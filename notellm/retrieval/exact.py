@@ -20,9 +20,9 @@ def l2_normalize(matrix: np.ndarray, dtype: np.dtype | type = np.float32) -> np.
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Positions of the k best scores per row, best first, ties by position.  (N,) -> (k',) or (R, N) -> (R, k')
 
-    k' = min(k, N). `-inf` marks an excluded entry: it sorts last (callers drop it when they need fewer rows).
-    Equal to `np.argsort(-scores, axis=-1, kind="stable")[..., :k]`, in O(N + c log c) per row where c is the
-    number of entries tied with or above the k-th best (a partition finds the k-th best value first).
+    k' = min(k, N). `-inf` marks an excluded entry: it sorts last (callers drop it when they need fewer rows); NaN
+    is refused. Equal to `np.argsort(-scores, axis=-1, kind="stable")[..., :k]`, without sorting whole rows: a
+    partition finds each row's k-th best value, and only the entries at or above it (k plus any ties) are sorted.
     """
     s = np.asarray(scores)
     if s.ndim not in (1, 2):
@@ -30,16 +30,19 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     if k < 0:
         raise ValueError(f"top_k: k must be >= 0, got {k}")
     rows = np.atleast_2d(s)
-    n = rows.shape[1]
+    n_rows, n = rows.shape
     k = min(int(k), n)
+    if np.isnan(rows).any():
+        raise ValueError("top_k: scores contain NaN")
     if k == 0:
-        out = np.zeros((rows.shape[0], 0), dtype=np.int64)
+        out = np.zeros((n_rows, 0), dtype=np.int64)
     elif k == n or n <= 64:  # short rows: one stable sort is the fastest exact answer
         out = np.argsort(-rows, axis=1, kind="stable")[:, :k]
     else:
-        kth = -np.partition(-rows, k - 1, axis=1)[:, k - 1]  # (R,) the k-th best value of each row
-        out = np.empty((rows.shape[0], k), dtype=np.int64)
-        for r in range(rows.shape[0]):
-            cand = np.flatnonzero(rows[r] >= kth[r])  # every top-k entry, in position order
-            out[r] = cand[np.argsort(-rows[r, cand], kind="stable")[:k]]
+        kth = np.partition(rows, n - k, axis=1)[:, n - k]  # (R,) the k-th best value of each row
+        r, c = np.nonzero(rows >= kth[:, None])  # every top-k entry (and ties with the k-th), row-major
+        order = np.lexsort((c, -rows[r, c], r))  # by row, then score descending, then position
+        r, c = r[order], c[order]
+        starts = np.concatenate(([0], np.cumsum(np.bincount(r, minlength=n_rows))[:-1]))  # >= k entries per row
+        out = c[starts[:, None] + np.arange(k)]
     return out[0] if s.ndim == 1 else out
