@@ -1,7 +1,7 @@
 """CLI of feeds: `notellm feed` (one note's diversified feed) and `notellm feed-eval` (held-out users' feeds).
 
 notellm feed --note beer:123 --data notellm-data/stackexchange --embeddings vectors.npz --method ssd_star --k 10
-notellm feed-eval --data notellm-data/stackexchange --embeddings vectors.npz --out runs/feed --set k=20
+notellm feed-eval --data notellm-data/stackexchange --embeddings vectors.npz --out runs/feed --set feed_size=20
 """
 
 from __future__ import annotations
