@@ -70,7 +70,7 @@ def serve(
         dim = loaded.embed([Note(note_id="probe", title="probe", content="")], batch_size=1).shape[1]
         if dim != notes.dim:
             fail(f"the model embeds into {dim} dims but the index holds {notes.dim}-dim vectors; "
-                  "rebuild the index with this model (`notellm index build`)")
+                 "rebuild the index with this model (`notellm index build`)")
         app = create_app(notes, loaded, cfg, model_name=model.name)
         uvicorn.run(app, host=host, port=port, log_level=log_level)
     finally:
