@@ -6,7 +6,7 @@ Exit codes:
        `--config` or `--set`). One red line on stderr, `error: <message>`, naming the file / row / key; no traceback.
     2  the command line is malformed: unknown option, missing required option, a value of the wrong type (click's
        usage errors, printed with the usage line).
-Anything else is a bug and keeps its traceback.
+Anything else is a bug and keeps its traceback; with NOTELLM_DEBUG=1 the expected failures keep theirs too.
 
 Overrides: a command that reads a config takes `--config FILE` (YAML/JSON) and `--set key=value`, repeatable, with
 dotted keys for nested sections (`--set train.lr=1e-5 --set model.emb_dim=64`); the file is applied first, then
@@ -15,6 +15,7 @@ every `--set` in order. Values are parsed as YAML scalars (`true`, `3`, `1e-5`, 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -55,6 +56,8 @@ def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except EXPECTED as exc:
+            if os.environ.get("NOTELLM_DEBUG"):
+                raise
             fail(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc))
 
     return wrapper

@@ -63,6 +63,7 @@ def serve(
 
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO))
     cfg = load_config(ServeConfig, config, set_ or [])
+    cfg.allowed_hosts.append(host)  # the bound interface answers under its own name (security.py)
     loaded = load_model(model)
     notes = open_index(backend, index, milvus_uri=milvus_uri, milvus_collection=cfg.milvus_collection,
                        compact_every=cfg.compact_every)

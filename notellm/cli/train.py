@@ -26,12 +26,14 @@ def train_command(
     data: Path | None = typer.Option(None, "--data", help="Data folder with notes.parquet and pairs.parquet."),
     out: Path | None = typer.Option(None, "--out", help="Run folder (checkpoints, model/, metrics.jsonl)."),
     set_: Set = None,
+    reset_schedule: bool = typer.Option(False, "--reset-schedule", help="Resume a run whose settings or data "
+                                        "changed: keep its weights, start a fresh LR schedule and data order."),
 ) -> None:
     """Train NoteLLM embeddings (GCL + CSFT); resumable; multi-process under accelerate launch / torchrun."""
     from notellm.train.launch import launch_config, run_training
 
-    cfg = launch_config(config, data, out, deprecated_overrides(overrides, set_, "positional"))
-    typer.echo(run_training(cfg))
+    cfg = launch_config(config, data, out, deprecated_overrides(overrides, set_, "positional"), reset_schedule)
+    typer.echo(run_training(cfg))  # a changed run in an old folder (ResumeConfigError) is a bad input: exit 1
 
 
 def register(app: typer.Typer) -> None:

@@ -3,7 +3,8 @@
 The flow: read each file (readers.py) -> validate (validate.py) -> write `notes.parquet`, `events.parquet`,
 `rejects/<kind>.parquet` + `.csv` and finally `manifest.json`. Events are checked against the ACCEPTED notes, so an
 event on a rejected note is itself rejected (`unknown_note`) and counted. Files left from an earlier run in the
-same folder (pairs, links, rejects) are removed, since they would no longer match the new notes.
+same folder (pairs, links, rejects) are dropped, since they would no longer match the new notes; the folder is
+written as a temporary sibling and swapped in whole (see `write_data_folder`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Any
 import pandas as pd
 from rich.table import Table
 
+from notellm.atomicdir import writing_folder
 from notellm.data import schema as S
 from notellm.data.artifacts import file_entry, new_manifest, source_entry, write_csv, write_json, write_parquet
-from notellm.data.readers import read_table
+from notellm.data.readers import DataFileError, read_table
 from notellm.data.validate import BadBytes, Validated, validate_events, validate_notes
 
 STALE_FILES = (S.NOTES_FILE, S.EVENTS_FILE, S.LINKS_FILE, S.PAIRS_FILE, S.NOTE_SPLITS_FILE)
@@ -63,11 +65,48 @@ def write_data_folder(
     manifest: dict[str, Any],
     notes: Validated,
     events: Validated | None,
-    links: pd.DataFrame | None = None,
+    links: Validated | None = None,
     skipped: dict[str, int] | None = None,
+    inputs: list[Path] | tuple[Path, ...] = (),
 ) -> ImportReport:
-    """Write the validated frames, their rejects and the manifest (last) into `out_dir`; remove stale files."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write the validated frames, their rejects and the manifest (last) as the folder `out_dir`.
+
+    Everything is written into a temporary sibling folder which then replaces `out_dir` in one step
+    (notellm/atomicdir.py): a crash part-way leaves the previous folder whole, never new notes beside old events
+    and manifest. Files of an earlier import (pairs, links, splits) do not survive, since they would no longer
+    match the new notes. `out_dir` must be missing, empty or a notellm data folder, and must not hold an input.
+    """
+    check_out_dir(out_dir, inputs)
+    final_dir = out_dir
+    with writing_folder(final_dir) as out_dir:
+        report = _write_into(out_dir, manifest, notes, events, links, skipped)
+    report.out_dir = final_dir
+    return report
+
+
+def check_out_dir(out_dir: Path, inputs: list[Path] | tuple[Path, ...] = ()) -> None:
+    """Refuse an `--out` that is a non-empty folder not written by notellm, or that holds one of the inputs."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataFileError(f"--out {out_dir} is a file, not a folder")
+    resolved = out_dir.resolve()
+    for source in inputs:
+        source = Path(source).resolve()
+        if source == resolved or resolved in source.parents:
+            raise DataFileError(f"--out {out_dir} holds the input {source}; write the data folder elsewhere")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / S.MANIFEST_FILE).is_file():
+        raise DataFileError(f"--out {out_dir} is not empty and not a notellm data folder (no {S.MANIFEST_FILE}); "
+                            "refusing to replace it: choose a new or empty folder")
+
+
+def _write_into(
+    out_dir: Path,
+    manifest: dict[str, Any],
+    notes: Validated,
+    events: Validated | None,
+    links: Validated | None,
+    skipped: dict[str, int] | None,
+) -> ImportReport:
     written: dict[str, Any] = {}
     report = ImportReport(out_dir=out_dir, skipped=dict(skipped or {}))
     parts: list[tuple[str, str, Validated | None]] = [
@@ -89,9 +128,15 @@ def write_data_folder(
     if events is not None:
         report.counts["users"] = int(events.accepted[S.USER_ID].nunique())
     if links is not None:
-        path = write_parquet(links, out_dir / S.LINKS_FILE)
-        written[S.LINKS_FILE] = file_entry(path, len(links))
-        report.counts["links"] = len(links)
+        path = write_parquet(links.accepted, out_dir / S.LINKS_FILE)
+        written[S.LINKS_FILE] = file_entry(path, len(links.accepted))
+        report.counts["links"] = len(links.accepted)
+        report.messages.extend(links.messages(limit=10))
+        if len(links.rejects):
+            report.rejected["links"] = links.counts["rejected"]
+            rej_path = write_parquet(links.rejects, out_dir / S.REJECTS_DIR / "links.parquet")
+            write_csv(links.rejects, out_dir / S.REJECTS_DIR / "links.csv")
+            written[f"{S.REJECTS_DIR}/links.parquet"] = file_entry(rej_path, len(links.rejects))
     for name in STALE_FILES:
         if name not in written and (out_dir / name).exists():
             (out_dir / name).unlink()
@@ -145,4 +190,6 @@ def import_files(
     if events_path is not None:
         events = validate_events(read_table(events_path), pd.Index(notes.accepted[S.NOTE_ID]), on_bad_bytes)
         manifest["sources"].append(source_entry(events_path))
-    return write_data_folder(out_dir, manifest, notes, events)
+    inputs = [Path(notes_path)] + ([] if events_path is None else [Path(events_path)])
+    check_out_dir(out_dir, inputs)  # before reading: a refused --out costs nothing
+    return write_data_folder(out_dir, manifest, notes, events, inputs=inputs)

@@ -118,7 +118,17 @@ def _read_csv(path: Path, sep: str) -> RawTable:
     malformed: list[dict] = []
     record = 0
     start_line = reader.line_num + 1
-    for values in reader:
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # e.g. a field over csv's 131,072-character limit: reject this record, go on
+            record += 1
+            detail = f"line {start_line}: {exc}"
+            malformed.append({SOURCE_ROW: record, RAW_LINE: "", REASON: "malformed_row", DETAIL: detail})
+            start_line = reader.line_num + 1
+            continue
         end_line = reader.line_num
         if not values:  # blank line
             start_line = end_line + 1
@@ -137,6 +147,26 @@ def _read_csv(path: Path, sep: str) -> RawTable:
     frame = pd.DataFrame(rows, columns=header, dtype=object) if rows else pd.DataFrame(columns=header, dtype=object)
     frame = _attach_rows(frame, numbers, path)
     return RawTable(str(path), frame, flags, pd.DataFrame(malformed, columns=[SOURCE_ROW, RAW_LINE, REASON, DETAIL]))
+
+
+def _unencodable_field(obj: dict) -> str | None:
+    """The first key whose value (or a string inside it) cannot be encoded as UTF-8, else None."""
+
+    def bad(value) -> bool:
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+            return False
+        if isinstance(value, dict):
+            return any(bad(k) or bad(v) for k, v in value.items())
+        if isinstance(value, list):
+            return any(bad(v) for v in value)
+        return False
+
+    return next((str(k).encode("utf-8", "backslashreplace").decode() for k, v in obj.items() if bad(k) or bad(v)),
+                None)
 
 
 def _read_jsonl(path: Path) -> RawTable:
@@ -165,6 +195,11 @@ def _read_jsonl(path: Path) -> RawTable:
         if not isinstance(obj, dict):
             detail = f"line {line_no}: expected a JSON object, got {type(obj).__name__}"
             malformed.append({SOURCE_ROW: record, RAW_LINE: line, REASON: "malformed_json", DETAIL: detail})
+            continue
+        if (field_name := _unencodable_field(obj)) is not None:  # \ud800: no UTF-8 form, no Arrow string
+            detail = f"line {line_no}: field {field_name!r} holds a lone surrogate (an unpaired \\ud800-\\udfff)"
+            malformed.append({SOURCE_ROW: record, RAW_LINE: line.encode("utf-8", "backslashreplace").decode("utf-8"),
+                              REASON: "bad_text", DETAIL: detail})
             continue
         if line_no in bad_by_line:
             flags[len(records)] = ("undecodable_bytes", _bad_byte_detail(bad_by_line[line_no]))

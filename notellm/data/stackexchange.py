@@ -37,9 +37,9 @@ from tqdm.auto import tqdm
 
 from notellm.data import schema as S
 from notellm.data.artifacts import new_manifest, source_entry
-from notellm.data.importing import ImportReport, write_data_folder
+from notellm.data.importing import ImportReport, check_out_dir, write_data_folder
 from notellm.data.readers import DETAIL, REASON, SOURCE_ROW, DataFileError, RawTable
-from notellm.data.validate import SOURCE_FILE, Validated, validate_events, validate_notes
+from notellm.data.validate import FIELD, SOURCE_FILE, Validated, parse_timestamps, validate_events, validate_notes
 
 CategoryLevel2 = Literal["none", "first-tag"]
 SITE_SUFFIXES = (".stackexchange.com", ".com")
@@ -137,7 +137,7 @@ def _merge(parts: list[Validated], source: str) -> Validated:
 
 def _import_site(
     folder: Path, category_level2: CategoryLevel2, skipped: Counter[str]
-) -> tuple[list[Validated], list[Validated], pd.DataFrame, dict[str, int], list[Path]]:
+) -> tuple[list[Validated], list[Validated], Validated, dict[str, int], list[Path]]:
     site = site_name(folder)
     posts_path = folder / "Posts.xml"
     if not posts_path.is_file():
@@ -217,12 +217,13 @@ def _import_site(
     events = [validate_events(table, accepted_ids) for table in event_parts]
 
     links = pd.DataFrame(columns=[S.NOTE_ID_A, S.NOTE_ID_B, "link_type", S.CREATED_AT])
+    link_rejects = pd.DataFrame(columns=[SOURCE_ROW, REASON, FIELD, DETAIL])
     links_path = folder / "PostLinks.xml"
     if links_path.is_file():
         sources.append(links_path)
-        accepted_posts = set(notes.accepted["post_id"])
+        accepted_posts = set(notes.accepted["post_id"]) if "post_id" in notes.accepted else set()  # none accepted
         records = []
-        for _, row in _rows(links_path):
+        for position, row in _rows(links_path):
             link_type = LINK_TYPES.get(row.get("LinkTypeId", ""))
             a, b = row.get("PostId", ""), row.get("RelatedPostId", "")
             if link_type is None:
@@ -236,21 +237,32 @@ def _import_site(
                         S.NOTE_ID_B: f"{site}:{b}",
                         "link_type": link_type,
                         S.CREATED_AT: row.get("CreationDate", ""),
+                        SOURCE_ROW: position,
                     }
                 )
         if records:
             links = pd.DataFrame(records)
+            # an unparsable or out-of-range date rejects that link (named by row), not the whole import
+            stamps, _, why = parse_timestamps(links[S.CREATED_AT])
+            bad = ~pd.isna(why)
+            if bad.any():
+                link_rejects = pd.DataFrame({SOURCE_ROW: links.loc[bad, SOURCE_ROW].to_numpy(),
+                                             REASON: "bad_timestamp", FIELD: S.CREATED_AT, DETAIL: why[bad]})
+            links = links.assign(**{S.CREATED_AT: stamps.dt.as_unit("ns")})[~bad]
             before = len(links)
             links = links.drop_duplicates([S.NOTE_ID_A, S.NOTE_ID_B, "link_type"]).reset_index(drop=True)
             if before > len(links):
                 skipped["duplicate_link"] += before - len(links)
-        links[S.CREATED_AT] = pd.to_datetime(links[S.CREATED_AT], format="ISO8601", utc=True).dt.as_unit("ns")
+            links = links.drop(columns=[SOURCE_ROW])
+    rejected = {str(k): int(v) for k, v in link_rejects[REASON].value_counts().items()}
+    links = Validated(str(links_path), links, link_rejects,
+                      {"accepted": len(links), "rejected": rejected, "repaired_bytes": 0})
     site_counts = {
         "questions": len(notes.accepted),
         "answers": len(answers),
         "comments": n_comments,
         "events": sum(len(e.accepted) for e in events),
-        "links": len(links),
+        "links": len(links.accepted),
     }
     return [notes], events, links, site_counts, sources
 
@@ -315,6 +327,7 @@ def import_stackexchange(
                 raise DataFileError(f"{d}: no Posts.xml in it or in its sub-folders")
             folders.extend(children)
     out_dir = Path(out_dir)
+    check_out_dir(out_dir, folders)  # before the (long) parse: a refused --out costs nothing
     manifest = new_manifest(
         "notellm import stackexchange",
         {
@@ -328,12 +341,13 @@ def import_stackexchange(
         notes, events, links, counts, sources = _import_site(folder, category_level2, skipped)
         notes_parts += notes
         event_parts += events
-        if len(links):
+        if len(links.accepted) or len(links.rejects):
             link_parts.append(links)
         sites[site_name(folder)] = counts
         manifest["sources"].extend(source_entry(p) for p in sources)
     manifest["sites"] = sites
     notes_all = _merge(notes_parts, "Posts.xml")
     events_all = _merge(event_parts, "Posts.xml/Comments.xml")
-    links_all = pd.concat(link_parts, ignore_index=True) if link_parts else None
-    return write_data_folder(out_dir, manifest, notes_all, events_all, links_all, dict(sorted(skipped.items())))
+    links_all = _merge(link_parts, "PostLinks.xml") if link_parts else None
+    return write_data_folder(out_dir, manifest, notes_all, events_all, links_all, dict(sorted(skipped.items())),
+                             inputs=folders)

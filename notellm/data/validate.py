@@ -4,7 +4,11 @@ Rules (each reject names the file, the 1-based row and the field):
 - A required column missing from the file is fatal for the whole file (`DataFileError`).
 - Notes: `missing_note_id`, `wrong_type` (a value of the wrong JSON/Parquet type), `bad_hashtags` (a `[`-prefixed
   cell that is not a JSON array of strings), `empty_text` (title AND content empty after stripping),
-  `bad_timestamp` (an unparsable optional `created_at`), `undecodable_bytes`, and `duplicate_note_id`: the FIRST row
+  `bad_timestamp` (an unparsable or out-of-range (years 1677-2262) optional `created_at`), `undecodable_bytes`,
+  the service's field limits (data/limits.py): `bad_note_id` (whitespace only, control/bidi characters, over 512
+  UTF-8 bytes, ending in `/related`), `bad_text` (an un-encodable lone surrogate), `too_long` (category over 1024
+  bytes), `bad_hashtags` (over 64 tags or a tag over 100 characters), `bad_url` (an optional `url` column that is
+  not an absolute http(s) URL of at most 2048 bytes), and `duplicate_note_id`: the FIRST row
   with an id is kept, every later row with the same id is rejected (the message names the row that was kept).
 - Events: `missing_user_id`, `missing_note_id`, `unknown_note` (not among the accepted notes), `bad_timestamp`
   (ISO 8601, naive times read as UTC, or Unix seconds; missing counts as bad), `bad_weight` (not a finite number
@@ -27,6 +31,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from notellm.data import limits as L
 from notellm.data import schema as S
 from notellm.data.readers import DETAIL, RAW_LINE, REASON, SOURCE_ROW, DataFileError, RawTable
 
@@ -35,6 +40,8 @@ SOURCE_FILE = "source_file"  # rejects column (merged results only): the file a 
 BadBytes = Literal["reject", "replace"]
 _NUMERIC_RE = r"[-+]?\d+(\.\d+)?"
 _MIN_NS, _MAX_NS = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+URL_COLUMN = "url"  # the one extra column the service shows: a link, so http(s) only (it becomes <a href>)
+_MIN_SECONDS, _MAX_SECONDS = _MIN_NS.value / 1e9, _MAX_NS.value / 1e9  # the years 1677-2262 of datetime64[ns]
 _MS_THRESHOLD = 1e11  # Unix seconds above this are after year 5138: almost surely milliseconds
 
 
@@ -90,9 +97,14 @@ def _require(table: RawTable, required: tuple[str, ...], kind: str) -> None:
     missing = [c for c in required if c not in table.frame.columns]
     if missing:
         found = [c for c in table.frame.columns if c != SOURCE_ROW]
+        unparsed = ""
+        if len(table.malformed):  # e.g. every record of a JSONL file was malformed: say why, not only "no columns"
+            first = table.malformed.iloc[0]
+            unparsed = (f" ({len(table.malformed)} record(s) could not be read; row {first[SOURCE_ROW]}: "
+                        f"{first[REASON]}: {first[DETAIL]})")
         raise DataFileError(
             f"{table.source}: {kind} file is missing required column(s) {missing}; found {found}; "
-            f"required: {list(required)}"
+            f"required: {list(required)}{unparsed}"
         )
 
 
@@ -226,12 +238,16 @@ def parse_timestamps(series: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarr
     if is_num.any():
         secs = numeric[is_num]
         too_big = np.abs(secs) > _MS_THRESHOLD
-        ok = ~too_big
+        # beyond datetime64[ns]: the cast would overflow to INT64_MIN, i.e. a silent NaT (issue #13, case 5)
+        out_of_range = ~too_big & ((secs < _MIN_SECONDS) | (secs > _MAX_SECONDS))
+        ok = ~too_big & ~out_of_range
         vals = np.full(len(secs), np.iinfo(np.int64).min, dtype=np.int64)
         vals[ok] = np.round(secs[ok] * 1e9).astype(np.int64)
         out[is_num] = vals
         bad_detail = np.full(len(secs), None, dtype=object)
         bad_detail[too_big] = "number too large for Unix seconds (milliseconds? divide by 1000)"
+        bad_detail[out_of_range] = [f"Unix seconds {v:.0f} are outside the years 1677-2262"
+                                    for v in secs[out_of_range]]
         detail[is_num] = bad_detail
     is_text = ~is_num & ~missing
     if is_text.any():
@@ -309,6 +325,29 @@ def _flag_bad_bytes(table: RawTable, rej: _Rejector, on_bad_bytes: BadBytes) -> 
     return 0
 
 
+def _check_limits(rej: _Rejector, df: pd.DataFrame, ids, titles, contents, hashtags, categories) -> None:
+    """Field limits of the service's backends (data/limits.py): ids, text encodability, category, hashtags, url."""
+    n = len(df)
+
+    def flag(values, check, reason: str, field_name: str) -> None:
+        detail = np.full(n, None, dtype=object)
+        for i, value in enumerate(values):
+            if isinstance(value, str) and (problem := check(value)) is not None:
+                detail[i] = f"{field_name} {problem}"
+        rej.add(~pd.isna(detail), reason, field_name, detail)
+
+    flag(ids, L.id_problem, "bad_note_id", S.NOTE_ID)
+    flag(titles, L.text_problem, "bad_text", S.TITLE)
+    flag(contents, L.text_problem, "bad_text", S.CONTENT)
+    flag(categories, L.category_problem, "too_long", S.CATEGORY)
+    tag_detail = np.array([L.hashtags_problem(tags) for tags in hashtags], dtype=object)
+    rej.add(~pd.isna(tag_detail), "bad_hashtags", S.HASHTAGS, tag_detail)
+    if URL_COLUMN in df.columns:
+        urls, url_wrong = _texts(df[URL_COLUMN])
+        rej.add(url_wrong, "wrong_type", URL_COLUMN, "url must be a string")
+        flag([u.strip() or None for u in urls], L.url_problem, "bad_url", URL_COLUMN)
+
+
 def validate_notes(table: RawTable, on_bad_bytes: BadBytes = "reject") -> Validated:
     """Check and canonicalise a notes table (rules in the module docstring).
 
@@ -355,6 +394,8 @@ def validate_notes(table: RawTable, on_bad_bytes: BadBytes = "reject") -> Valida
     rej.add(~pd.isna(tag_wrong), "wrong_type", S.HASHTAGS, tag_wrong)
     rej.add(~pd.isna(tag_bad), "bad_hashtags", S.HASHTAGS, tag_bad)
     rej.add(~pd.isna(cat_wrong), "wrong_type", S.CATEGORY, cat_wrong)
+
+    _check_limits(rej, df, ids, titles, contents, hashtags, categories)
 
     empty = np.array([not t.strip() and not c.strip() for t, c in zip(titles, contents, strict=True)], dtype=bool)
     rej.add(empty, "empty_text", f"{S.TITLE},{S.CONTENT}", "title and content are both empty")

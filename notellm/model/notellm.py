@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from notellm.atomicdir import writing_folder
 from notellm.config import from_dict, to_dict
 from notellm.data.schema import Note
 from notellm.model.backbone import load_causal_lm, load_tokenizer, resolve_backbone
@@ -400,10 +401,13 @@ class NoteLLM(nn.Module):
         A peft (LoRA) backbone is merged into plain weights when `merge_lora` (a merged copy; this model keeps its
         adapters); otherwise the base weights go to `backbone/` and the adapter to `adapter/`.
         """
+        with writing_folder(path) as tmp:  # atomic: a crash mid-save keeps the previous model (atomicdir.py)
+            self._write_pretrained(tmp, merge_lora)
+        return Path(path)
+
+    def _write_pretrained(self, path: Path, merge_lora: bool) -> None:
         from safetensors.torch import save_file
 
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
         backbone = self.backbone
         meta = self.metadata()
         if hasattr(backbone, "merge_and_unload"):  # a peft model
@@ -425,7 +429,6 @@ class NoteLLM(nn.Module):
         }
         save_file(head, str(path / HEAD_FILE))
         (path / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
-        return path
 
     @classmethod
     def from_pretrained(

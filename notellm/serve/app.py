@@ -16,7 +16,6 @@ command line, and the page is served from the package's own folder.
 
 from __future__ import annotations
 
-import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal
@@ -34,13 +33,14 @@ from notellm.serve.backend import URL, NoteIndex, note_url
 from notellm.serve.batcher import EmbedBatcher
 from notellm.serve.config import ServeConfig
 from notellm.serve.embedder import Embedder, can_generate
+from notellm.serve.gate import ModelGate
+from notellm.serve.generation import generate_in_chunks
 from notellm.serve.metrics import MetricsMiddleware, ServiceMetrics
 from notellm.serve.schemas import (
     DeleteOut,
     EmbedIn,
     EmbedOut,
     ErrorOut,
-    Generated,
     GenerateIn,
     GenerateOut,
     HealthOut,
@@ -53,6 +53,7 @@ from notellm.serve.schemas import (
     UpsertIn,
     UpsertOut,
 )
+from notellm.serve.security import install_security
 
 WEB_DIR = Path(__file__).parent / "web"
 Diversify = Literal["none", "ssd", "ssd_star", "dpp", "mmr"]
@@ -74,10 +75,10 @@ def create_app(index: NoteIndex, model: Embedder, cfg: ServeConfig | None = None
     """The service app. The caller owns `index` and `model` (opens and closes them)."""
     cfg = cfg or ServeConfig()
     metrics = ServiceMetrics()
-    model_lock = threading.Lock()  # one model call at a time: torch on CPU gains nothing from overlapping calls
+    gate = ModelGate()  # one model call at a time, embeddings (writes) before generation chunks (gate.py)
 
     def embed_fn(notes: list[Note]) -> np.ndarray:
-        with model_lock:
+        with gate.embedding():
             return np.asarray(model.embed(notes, batch_size=cfg.embed_batch_size), dtype=np.float32)
 
     batcher = EmbedBatcher(embed_fn, max_batch=cfg.embed_batch_size, max_wait_ms=cfg.embed_max_wait_ms)
@@ -93,7 +94,9 @@ def create_app(index: NoteIndex, model: Embedder, cfg: ServeConfig | None = None
                   description="NoteLLM note recommendation service: related notes (I2I) with optional diversity "
                               "re-ranking, live durable note updates, embeddings and hashtag/category generation.")
     app.state.index, app.state.batcher, app.state.metrics, app.state.cfg = index, batcher, metrics, cfg
+    app.state.gate = gate
     app.add_middleware(MetricsMiddleware, metrics=metrics, max_body_bytes=cfg.max_body_bytes)
+    install_security(app, cfg.allowed_hosts)  # Host check, CSP, 422s for any input (security.py)
 
     def check_notes(notes: list[NoteText], require_unique_ids: bool) -> None:
         if len(notes) > cfg.max_notes_per_request:
@@ -200,14 +203,7 @@ def create_app(index: NoteIndex, model: Embedder, cfg: ServeConfig | None = None
         else:
             check_notes(body.notes, require_unique_ids=False)
             notes = [_to_note(n) for n in body.notes]
-        with model_lock:
-            if body.task == "hashtags":
-                tags = model.generate_hashtags(notes, k=body.k, constrained=bool(body.vocabulary),
-                                               vocabulary=body.vocabulary)
-                results = [Generated(note_id=n.note_id, hashtags=list(t)) for n, t in zip(notes, tags)]
-            else:
-                cats = model.generate_category(notes, constrained=bool(body.categories), categories=body.categories)
-                results = [Generated(note_id=n.note_id, category=c) for n, c in zip(notes, cats)]
+        results = generate_in_chunks(model, gate, body, notes, cfg.generate_chunk_notes)  # writes go first
         return GenerateOut(task=body.task, results=results)
 
     @app.get("/health", response_model=HealthOut, tags=["ops"])

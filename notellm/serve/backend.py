@@ -1,4 +1,4 @@
-"""The one contract every note index behind the service fulfils, and the factory that opens one.
+"""`open_index`: the factory that opens the note index behind the service (the contract is in protocol.py).
 
 A `NoteIndex` holds, per note id, the note's metadata and its unit-norm embedding, and answers nearest-neighbour
 queries by inner product (= cosine). Two implementations:
@@ -7,60 +7,18 @@ queries by inner product (= cosine). Two implementations:
 - `MilvusNoteIndex` (milvus.py): a Milvus collection (a cluster by URI, or embedded milvus-lite by file path), for
   when one machine is not enough; Milvus owns durability and replication there.
 
-The HTTP app and its test suite only ever see this Protocol, so both backends pass the same tests.
+The HTTP app and its test suite only ever see the `NoteIndex` Protocol, so both backends pass the same tests.
+Import graph (no cycle): protocol, codec <- store <- milvus <- backend (implementations imported lazily).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
 
-import numpy as np
+from notellm.serve.codec import URL, note_from_dict, note_to_dict, note_url
+from notellm.serve.protocol import NoteIndex
 
-from notellm.data.schema import Note
-
-
-class NoteIndex(Protocol):
-    """Notes + embeddings with exact-or-ANN inner-product search. Writes are durable when they return."""
-
-    name: str
-    """Short backend name shown by /health ("faiss" or "milvus")."""
-    dim: int
-    """Embedding dimension."""
-
-    def __len__(self) -> int: ...
-
-    def get(self, note_id: str) -> Note | None:
-        """The stored note, or None if the id is unknown."""
-        ...
-
-    def get_many(self, note_ids: list[str]) -> list[Note | None]:
-        """Stored notes in the order asked (None for unknown ids), in one round trip."""
-        ...
-
-    def vectors(self, note_ids: list[str]) -> np.ndarray:
-        """Embeddings of known notes, (n, dim) float32, in the order asked. KeyError for an unknown id."""
-        ...
-
-    def upsert(self, notes: list[Note], vectors: np.ndarray) -> None:
-        """Add or replace notes (vectors (n, dim), unit-norm); searchable and durable once this returns."""
-        ...
-
-    def delete(self, note_id: str) -> bool:
-        """Remove a note; False if it was not there."""
-        ...
-
-    def search(self, query: np.ndarray, k: int) -> list[tuple[str, float]]:
-        """The k nearest notes to one query vector (dim,), best first, as (note_id, score)."""
-        ...
-
-    def search_titles(self, text: str, limit: int) -> list[Note]:
-        """Notes whose title contains `text` (case-insensitive); any notes when `text` is empty."""
-        ...
-
-    def close(self) -> None:
-        """Flush and release resources (compacts the local store)."""
-        ...
+__all__ = ["URL", "NoteIndex", "note_from_dict", "note_to_dict", "note_url", "open_index"]
 
 
 def open_index(backend: str, index_path: str | Path | None, *, milvus_uri: str | None = None,
@@ -88,24 +46,3 @@ def open_index(backend: str, index_path: str | Path | None, *, milvus_uri: str |
 
         return MilvusNoteIndex.open(milvus_uri, milvus_collection, seed_from=index_path)
     raise ValueError(f"unknown backend {backend!r}; choose faiss or milvus")
-
-
-URL = "url"  # the one extra field the service keeps: a link to the note's source (attribution, e.g. Stack Exchange)
-
-
-def note_url(note: Note) -> str:
-    value = note.extra.get(URL) if note.extra else None
-    return value if isinstance(value, str) else ""
-
-
-def note_to_dict(note: Note) -> dict:
-    """A note as plain JSON-able fields (the WAL and API share this form)."""
-    return {"note_id": note.note_id, "title": note.title, "content": note.content,
-            "hashtags": list(note.hashtags), "category": note.category, URL: note_url(note)}
-
-
-def note_from_dict(data: dict) -> Note:
-    url = str(data.get(URL) or "")
-    return Note(note_id=str(data["note_id"]), title=str(data.get("title", "")), content=str(data.get("content", "")),
-                hashtags=tuple(str(t) for t in data.get("hashtags", ())), category=str(data.get("category", "")),
-                extra={URL: url} if url else {})

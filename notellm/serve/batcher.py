@@ -3,8 +3,9 @@
 Each request puts its notes on an asyncio queue with a future. One worker task takes the first waiting request,
 then keeps collecting for up to `max_wait_ms` or until `max_batch` notes are gathered, makes ONE model call in a
 worker thread (so the event loop keeps serving reads), and fans the rows of the result back to each request's
-future. A request larger than `max_batch` is embedded on its own in a single call. A failing model call fails
-every request of that batch with the same exception. Hand-written: a dozen lines of asyncio, no library needed.
+future. A request larger than `max_batch` is embedded on its own in a single call. When a merged call fails,
+each request of that batch is retried on its own, so only the request the model cannot take fails (with its own
+exception); a failing model fails every request. Hand-written: a dozen lines of asyncio, no library needed.
 """
 
 from __future__ import annotations
@@ -81,14 +82,19 @@ class EmbedBatcher:
         notes = [note for request, _ in batch for note in request]
         try:
             matrix = await asyncio.to_thread(self.embed_fn, notes)  # (N, d)
-            self.calls += 1
-            if self.on_batch is not None:
-                self.on_batch(len(notes))
-        except Exception as exc:  # noqa: BLE001 - forwarded to every waiting request
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+        except Exception as exc:  # noqa: BLE001 - isolated below, or forwarded to the one waiting request
+            if len(batch) == 1:
+                if not batch[0][1].done():
+                    batch[0][1].set_exception(exc)
+                return
+            # One request's notes may be what the model cannot take: retry each request on its own, so a bad
+            # request fails only itself and its neighbours still get their rows (issue #13, case 6).
+            for item in batch:
+                await self._embed_batch([item])
             return
+        self.calls += 1
+        if self.on_batch is not None:
+            self.on_batch(len(notes))
         start = 0
         for request, future in batch:
             if not future.done():

@@ -45,14 +45,19 @@ class ServeConfig:
     """Micro-batching: one model call embeds at most this many notes (several requests merged)."""
     embed_max_wait_ms: float = 5.0
     """Micro-batching: how long the first request of a batch waits for others to join it."""
+    generate_chunk_notes: int = 4
+    """/generate runs this many notes per model call; a pending embedding (POST /notes, /embed) goes between."""
     compact_every: int = 2000
     """Local store: fold the write-ahead log into a new snapshot after this many logged records (0 = never)."""
     milvus_collection: str = "notellm_notes"
     """Milvus backend: the collection holding vectors and note metadata."""
+    allowed_hosts: list[str] = field(default_factory=list)
+    """Host-header names answered besides localhost/127.0.0.1/::1 and the bound interface (DNS-rebinding guard;
+    "*" = any, for a proxy that checks Host itself)."""
 
     def __post_init__(self) -> None:
         for name in ("max_k", "max_notes_per_request", "max_body_bytes", "max_title_chars", "max_content_chars",
-                     "max_search_results", "candidate_factor", "embed_batch_size"):
+                     "max_search_results", "candidate_factor", "embed_batch_size", "generate_chunk_notes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"serve.{name} must be >= 1, got {getattr(self, name)}")
         if self.max_hashtags < 0 or self.compact_every < 0:

@@ -20,25 +20,53 @@ import numpy as np
 from tqdm import tqdm
 
 from notellm.data.schema import Note
-from notellm.serve.backend import note_url
+from notellm.serve.codec import note_url
 
 log = logging.getLogger(__name__)
 
 _FIELDS = ["note_id", "title", "content", "hashtags", "category", "url"]
 _MAX_VARCHAR = 65535
+MAX_ID_BYTES = 512  # VARCHAR max_length of the note_id column (Milvus counts UTF-8 bytes)
+MAX_CATEGORY_BYTES = 1024  # ... of the category column
+MAX_URL_BYTES = 2048  # ... of the url column
+_COLUMN_BYTES = {"note_id": MAX_ID_BYTES, "title": _MAX_VARCHAR, "title_lc": _MAX_VARCHAR, "content": _MAX_VARCHAR,
+                 "hashtags": _MAX_VARCHAR, "category": MAX_CATEGORY_BYTES, "url": MAX_URL_BYTES}
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "'": "\\'", "\n": "\\n", "\t": "\\t"}
 
 
-def _escape_like(text: str) -> str:
-    """Escape a user string for a Milvus `like "%...%"` filter (quotes, backslashes, wildcards)."""
+def _filterable(text: str) -> bool:
+    """Whether `text` can be written as a Milvus string literal: no control character other than tab/newline
+    (the expression grammar has no escape for them) and no lone surrogate."""
+    return not any((ord(ch) < 0x20 and ch not in "\t\n") or ord(ch) == 0x7F or 0xD800 <= ord(ch) <= 0xDFFF
+                   for ch in text)
+
+
+def _storable_id(note_id: str) -> bool:
+    """Whether an id could be a stored primary key that a filter can name (other ids are simply not found)."""
+    return isinstance(note_id, str) and 0 < len(note_id.encode("utf-8", "surrogatepass")) <= MAX_ID_BYTES \
+        and _filterable(note_id)
+
+
+def _escaped(text: str, like: bool = False) -> str:
+    """The body of a double-quoted Milvus string literal that reads back as exactly `text` (`_filterable` only).
+
+    Filters are built as text because milvus-lite (3.2) parses no filter templates (`note_id in {ids}` with
+    filter_params), and pymilvus' own `get(ids=)`/`delete(ids=)` splice ids into `note_id in ['...']` unescaped
+    (issue #13, case 1: `zzz'] or note_id not in ['` deleted every note). Backslash and both quotes are escaped,
+    tab/newline written as `\\t`/`\\n` (the escapes milvus-lite's grammar knows); with `like=True`, `%` and
+    `_` are escaped to match literally.
+    """
     out = []
     for ch in text:
-        if ch in '\\"':
-            out.append("\\" + ch)
-        elif ch in "%_":
-            out.append("\\\\" + ch)  # a literal wildcard needs the escape to survive the string literal
+        if like and ch in "%_":
+            out.append("\\\\" + ch)  # the pattern needs `\%`; the literal needs that backslash escaped
         else:
-            out.append(ch)
+            out.append(_ESCAPES.get(ch, ch))
     return "".join(out)
+
+
+def _id_filter(note_ids: list[str]) -> str:
+    return "note_id in [" + ", ".join(f'"{_escaped(n)}"' for n in note_ids) + "]"
 
 
 def _to_note(row: dict) -> Note:
@@ -92,12 +120,12 @@ class MilvusNoteIndex:
         from pymilvus import DataType, MilvusClient
 
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("note_id", DataType.VARCHAR, is_primary=True, max_length=512)
+        schema.add_field("note_id", DataType.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
         for name in ("title", "title_lc", "content", "hashtags"):
             schema.add_field(name, DataType.VARCHAR, max_length=_MAX_VARCHAR)
-        schema.add_field("category", DataType.VARCHAR, max_length=1024)
-        schema.add_field("url", DataType.VARCHAR, max_length=2048)
+        schema.add_field("category", DataType.VARCHAR, max_length=MAX_CATEGORY_BYTES)
+        schema.add_field("url", DataType.VARCHAR, max_length=MAX_URL_BYTES)
         params = client.prepare_index_params()
         params.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
         client.create_collection(collection, schema=schema, index_params=params, consistency_level="Strong")
@@ -113,21 +141,30 @@ class MilvusNoteIndex:
         rows = self._client.query(self.collection, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
 
+    def _rows(self, note_ids: list[str], fields: list[str]) -> list[dict]:
+        """Rows of the given ids, through an escaped filter (never pymilvus' unescaped `get(ids=)`); rows whose id
+        was not asked for are dropped, so even a faulty escape could not leak other notes."""
+        wanted = [n for n in dict.fromkeys(note_ids) if _storable_id(n)]
+        if not wanted:
+            return []
+        rows = self._client.query(self.collection, filter=_id_filter(wanted), output_fields=fields)
+        asked = set(wanted)
+        return [r for r in rows if str(r["note_id"]) in asked]
+
     def get(self, note_id: str) -> Note | None:
-        rows = self._client.get(self.collection, ids=[note_id], output_fields=_FIELDS)
+        rows = self._rows([note_id], _FIELDS)
         return _to_note(rows[0]) if rows else None
 
     def get_many(self, note_ids: list[str]) -> list[Note | None]:
         if not note_ids:
             return []
-        rows = self._client.get(self.collection, ids=list(note_ids), output_fields=_FIELDS)
-        by_id = {str(r["note_id"]): _to_note(r) for r in rows}
+        by_id = {str(r["note_id"]): _to_note(r) for r in self._rows(list(note_ids), _FIELDS)}
         return [by_id.get(n) for n in note_ids]
 
     def vectors(self, note_ids: list[str]) -> np.ndarray:
         if not note_ids:
             return np.zeros((0, self.dim), dtype=np.float32)
-        rows = self._client.get(self.collection, ids=list(note_ids), output_fields=["vector"])
+        rows = self._rows(list(note_ids), ["note_id", "vector"])
         by_id = {str(r["note_id"]): r["vector"] for r in rows}
         missing = [n for n in note_ids if n not in by_id]
         if missing:
@@ -143,12 +180,22 @@ class MilvusNoteIndex:
         rows = [{"note_id": n.note_id, "vector": v.tolist(), "title": n.title, "title_lc": n.title.casefold(),
                  "content": n.content, "hashtags": json.dumps(list(n.hashtags), ensure_ascii=False),
                  "category": n.category, "url": note_url(n)} for n, v in zip(notes, vectors)]
+        for row in rows:  # a value over its column's size is a clear error here, not an opaque Milvus failure
+            for name, limit in _COLUMN_BYTES.items():
+                if len(row[name].encode("utf-8", "surrogatepass")) > limit:
+                    raise ValueError(f"note {row['note_id'][:60]!r}: {name} is over the Milvus column's {limit} "
+                                     "UTF-8 bytes")
         self._client.upsert(self.collection, rows)
 
     def delete(self, note_id: str) -> bool:
-        if self.get(note_id) is None:
+        if not _storable_id(note_id):
             return False
-        self._client.delete(self.collection, ids=[note_id])
+        expr = _id_filter([note_id])
+        matched = [str(r["note_id"]) for r in self._client.query(self.collection, filter=expr,
+                                                                 output_fields=["note_id"])]
+        if matched != [note_id]:  # the filter selects exactly this note or nothing is deleted
+            return False
+        self._client.delete(self.collection, filter=expr)
         return True
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[str, float]]:
@@ -160,7 +207,9 @@ class MilvusNoteIndex:
 
     def search_titles(self, text: str, limit: int) -> list[Note]:
         needle = text.casefold().strip()
-        expr = f'title_lc like "%{_escape_like(needle)}%"' if needle else ""
+        if not _filterable(needle):
+            return []  # no title holds such characters (the API refuses them in notes)
+        expr = f'title_lc like "%{_escaped(needle, like=True)}%"' if needle else ""
         rows = self._client.query(self.collection, filter=expr, output_fields=_FIELDS, limit=limit)
         return [_to_note(r) for r in rows]
 

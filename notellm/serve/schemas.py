@@ -2,30 +2,55 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from notellm.data import limits as L
 
 NOTE_ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"  # any printable text; ids never reach a file path
 URL_PATTERN = r"^(https?://[^\s\x00-\x1f\x7f]+)?$"  # empty or http(s): the page renders it as a link
+
+
+def _checked(problem: Callable[[str], str | None]) -> AfterValidator:
+    """A pydantic validator from a data/limits.py check: a 422 that names the field and says why."""
+
+    def validate(value: str) -> str:
+        if value and (reason := problem(value)) is not None:
+            raise ValueError(reason)
+        return value
+
+    return AfterValidator(validate)
+
+
+# Field types bounded like the backends' columns (data/limits.py); lone surrogates are refused here, before the
+# tokenizer sees them (issue #13, cases 6 and 7).
+Text = Annotated[str, _checked(L.text_problem)]
+NoteId = Annotated[str, Field(min_length=1, max_length=L.MAX_NOTE_ID_BYTES), _checked(L.id_problem)]
+Category = Annotated[str, _checked(L.category_problem)]
+Hashtag = Annotated[str, Field(max_length=L.MAX_HASHTAG_CHARS), _checked(L.text_problem)]
+Url = Annotated[str, Field(max_length=L.MAX_URL_BYTES, pattern=URL_PATTERN), _checked(L.url_problem)]
 
 
 class NoteText(BaseModel):
     """A note's fields; `note_id` optional (for /embed and /generate)."""
 
     model_config = ConfigDict(extra="forbid")
-    note_id: str = Field("", max_length=512, description="Note id (optional here).")
-    title: str = Field("", description="Note title.")
-    content: str = Field("", description="Note body text.")
-    hashtags: list[str] = Field(default_factory=list, description="Hashtags/topics, without '#'.")
-    category: str = Field("", description="Category path, levels joined by '/'.")
-    url: str = Field("", max_length=2048, pattern=URL_PATTERN, description="Link to the source (http/https).")
+    note_id: Annotated[str, Field(max_length=L.MAX_NOTE_ID_BYTES), _checked(L.id_problem)] = Field(
+        "", description="Note id (optional here).")
+    title: Text = Field("", description="Note title.")
+    content: Text = Field("", description="Note body text.")
+    hashtags: list[Hashtag] = Field(default_factory=list, max_length=L.MAX_HASHTAGS,
+                                    description="Hashtags/topics, without '#'.")
+    category: Category = Field("", description="Category path, levels joined by '/'.")
+    url: Url = Field("", description="Link to the source (http/https).")
 
 
 class NoteIn(NoteText):
     """A note to add or update; `note_id` required."""
 
-    note_id: str = Field(..., min_length=1, max_length=512, pattern=NOTE_ID_PATTERN, description="Unique note id.")
+    note_id: Annotated[NoteId, Field(pattern=NOTE_ID_PATTERN)] = Field(..., description="Unique note id.")
 
 
 class NoteOut(BaseModel):
@@ -93,12 +118,14 @@ class GenerateIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     task: Literal["hashtags", "category"]
-    note_ids: list[str] = Field(default_factory=list)
+    note_ids: list[NoteId] = Field(default_factory=list, max_length=4096)
     notes: list[NoteText] = Field(default_factory=list)
     k: int = Field(3, ge=1, le=20, description="Hashtags to generate per note (task=hashtags).")
-    categories: list[str] | None = Field(None, description="task=category: constrain the output to these.")
-    vocabulary: list[str] | None = Field(
-        None, description="task=hashtags: constrain the output to these hashtags (distinct, at most k).")
+    categories: list[Category] | None = Field(None, max_length=L.MAX_VOCABULARY,
+                                              description="task=category: constrain the output to these.")
+    vocabulary: list[Hashtag] | None = Field(
+        None, max_length=L.MAX_VOCABULARY,
+        description="task=hashtags: constrain the output to these hashtags (distinct, at most k).")
 
     @model_validator(mode="after")
     def _one_source(self) -> GenerateIn:

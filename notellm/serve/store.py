@@ -19,6 +19,10 @@ Choices:
 - The FAISS index is rebuilt from the snapshot vectors on load (no faiss files are ever read). It is an exact
   `IndexFlatIP` in an `IndexIDMap2` keyed by our own row numbers, so a live delete is `remove_ids` (HNSW could
   not delete in place; exact search stays under ~10 ms up to ~1M 64-d vectors on one core).
+- One process per folder: `open` and `create` take an exclusive `flock` on `index.lock` (released by `close`,
+  or by the kernel when the process dies). A second server, an `index build --overwrite` or a Milvus seeding
+  on a live folder is refused with `IndexLockedError`, so none can compact away, overwrite or clean up files
+  holding the first one's acknowledged writes; leftovers are only removed by the holder of the lock.
 - Concurrency: one lock guards the WAL, the metadata and the FAISS index; a reader holds it for the whole
   search + metadata lookup, so no reader ever sees a half-applied update. Each critical section is short
   (an fsync for writers, one flat search for readers).
@@ -27,11 +31,13 @@ Choices:
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import logging
 import os
 import re
 import shutil
+import socket
 import threading
 from pathlib import Path
 
@@ -40,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from notellm.data.schema import CATEGORY, CONTENT, HASHTAGS, NOTE_ID, TITLE, Note
-from notellm.serve.backend import URL, note_from_dict, note_to_dict, note_url
+from notellm.serve.codec import URL, note_from_dict, note_to_dict, note_url
 from notellm.serve.wal import WriteAheadLog, fsync_dir, replay
 
 log = logging.getLogger(__name__)
@@ -48,6 +54,7 @@ log = logging.getLogger(__name__)
 FORMAT = "notellm-index"
 VERSION = 1
 MANIFEST = "index.json"
+LOCK_FILE = "index.lock"
 VECTORS_FILE = "vectors.npy"
 NOTES_FILE = "notes.parquet"
 _SNAP_RE = re.compile(r"^snap-(\d{6,})$")
@@ -56,6 +63,30 @@ _WAL_RE = re.compile(r"^wal-(\d{6,})\.log$")
 
 class IndexFormatError(ValueError):
     """An index folder is missing, incomplete or not written by notellm."""
+
+
+class IndexLockedError(ValueError):
+    """Another process holds the index folder (serving it, building it or seeding from it). A ValueError so that
+    every CLI command reports it as a plain error message."""
+
+
+def _lock_folder(root: Path):
+    """Take the folder's exclusive lock (non-blocking); returns the open lock file, which holds it until closed."""
+    handle = open(root / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held for the life of the index
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise IndexLockedError(
+            f"{root} is in use by another process ({holder}); stop it first. One index folder serves one process: "
+            "copy the folder for a second server, or use --backend milvus for several servers") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    return handle
 
 
 def _snap_name(gen: int) -> str:
@@ -141,6 +172,7 @@ class LocalNoteIndex:
         self._wal: WriteAheadLog | None = None
         self._wal_gen = 0
         self._compactor: threading.Thread | None = None
+        self._lock_file = None  # the folder's flock, held from open to close
 
     # --- creation / opening ----------------------------------------------------------------------------------
     @classmethod
@@ -154,18 +186,22 @@ class LocalNoteIndex:
         ids = [n.note_id for n in notes]
         if len(set(ids)) != len(ids):
             raise ValueError("create: duplicate note ids")
-        if (root / MANIFEST).exists():
-            if not overwrite:
-                raise FileExistsError(f"{root} already holds a notellm index (pass overwrite / --overwrite)")
-            for child in root.iterdir():
-                if child.name == MANIFEST or _SNAP_RE.match(child.name) or _WAL_RE.match(child.name) \
-                        or child.name.endswith(".tmp"):
-                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        if (root / MANIFEST).exists() and not overwrite:
+            raise FileExistsError(f"{root} already holds a notellm index (pass overwrite / --overwrite)")
         root.mkdir(parents=True, exist_ok=True)
-        snapshot = _write_snapshot(root, 0, notes, vectors)
-        manifest = {"format": FORMAT, "version": VERSION, "dim": int(vectors.shape[1]), "snapshot": snapshot,
-                    "covers_wal": 0, "notes": len(notes), "info": info or {}}
-        _write_manifest(root, manifest)
+        lock = _lock_folder(root)  # refuses a folder a server is using
+        try:
+            if (root / MANIFEST).exists():
+                for child in root.iterdir():
+                    if child.name == MANIFEST or _SNAP_RE.match(child.name) or _WAL_RE.match(child.name) \
+                            or child.name.endswith(".tmp"):
+                        shutil.rmtree(child) if child.is_dir() else child.unlink()
+            snapshot = _write_snapshot(root, 0, notes, vectors)
+            manifest = {"format": FORMAT, "version": VERSION, "dim": int(vectors.shape[1]), "snapshot": snapshot,
+                        "covers_wal": 0, "notes": len(notes), "info": info or {}}
+            _write_manifest(root, manifest)
+        finally:
+            lock.close()
         return root
 
     @classmethod
@@ -176,6 +212,17 @@ class LocalNoteIndex:
         if not path.is_file():
             raise IndexFormatError(f"{root}: no {MANIFEST}; not a notellm index folder "
                                    "(build one with `notellm index build --model M --data D --out {root}`)")
+        lock = _lock_folder(root)
+        try:
+            index = cls._open_locked(root, path, compact_every)
+        except BaseException:
+            lock.close()
+            raise
+        index._lock_file = lock
+        return index
+
+    @classmethod
+    def _open_locked(cls, root: Path, path: Path, compact_every: int) -> LocalNoteIndex:
         try:
             manifest = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
@@ -325,6 +372,12 @@ class LocalNoteIndex:
             self.compact()
         if self._wal is not None:
             self._wal.close()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing the descriptor releases the flock
+            self._lock_file = None
 
     # --- compaction -------------------------------------------------------------------------------------------
     def _maybe_compact(self) -> None:
@@ -338,6 +391,9 @@ class LocalNoteIndex:
         if not self._compact_lock.acquire(blocking=False):
             return
         try:
+            if self._wal.broken is not None:  # keep refusing writes: the log's tail may hold an unacked record
+                log.error("%s: not compacting: the write-ahead log refuses writes until restart", self.root)
+                return
             with self._lock:  # copy the live state and rotate the log: later writes go to the next generation
                 ids = list(self._notes)
                 notes = [self._notes[i] for i in ids]

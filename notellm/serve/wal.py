@@ -4,7 +4,7 @@ Line format (ASCII header, UTF-8 payload):
 
     <length: 8 hex digits> <crc32: 8 hex digits> <json payload>\\n
 
-`append` writes, flushes and `fsync`s before returning, so a record is durable once the caller acknowledges it.
+`append` writes (unbuffered) and `fsync`s before returning, so a record is durable once the caller acknowledges it.
 A crash can only tear the *last* record (it was never acknowledged): `replay` detects it (short line, wrong
 length, CRC mismatch or invalid JSON on the final line), drops it and truncates the file back to the last good
 record. A bad record with good records after it is real corruption and raises `WalCorruptError` naming the file
@@ -13,6 +13,7 @@ and byte offset. Hand-written because no maintained library offers a small, fsyn
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -85,38 +86,58 @@ def replay(path: str | Path, truncate_torn_tail: bool = True) -> list[dict[str, 
     return records
 
 
+class WalRefusedError(OSError):
+    """The log could not be cut back after a failed append; it refuses every write until the process restarts."""
+
+
 class WriteAheadLog:
-    """An open log file that appends framed records durably (write + flush + fsync per `append`)."""
+    """An open log file that appends framed records durably (one unbuffered `os.write` loop + fsync per append).
+
+    Unbuffered on purpose: a buffered writer keeps the bytes a failed write could not store (disk full) and writes
+    them with the next append, so a write answered with an error came back after a restart (issue #13, case 3).
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._handle = open(self.path, "ab")  # noqa: SIM115 - held open for the life of the log
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._end = os.lseek(self._fd, 0, os.SEEK_END)  # bytes of acknowledged records
         fsync_dir(self.path.parent)  # make the file's creation itself durable
         self.records = 0
+        self.broken: OSError | None = None  # set when a failed append could not be cut back
 
     def append(self, record: dict[str, Any]) -> None:
         """Append one record and return only once it is on stable storage.
 
-        If the write or fsync fails (disk full, I/O error), the file is cut back to where it was, so a later
-        successful append never sits behind a half-written record.
+        If the write or fsync fails (disk full, I/O error), the file is cut back to the last acknowledged record,
+        so a later append never sits behind a half-written record. If that cut fails too, the log
+        refuses every later append (`WalRefusedError`): the next open drops the torn tail instead.
         """
-        offset = self._handle.tell()
+        if self.broken is not None:
+            raise WalRefusedError(errno.EIO, f"{self.path}: writes refused until restart: an earlier failed "
+                                             f"append could not be cut back ({self.broken})")
+        if self._fd < 0:
+            raise ValueError(f"{self.path}: the log is closed")
+        data = memoryview(encode_record(record))
         try:
-            self._handle.write(encode_record(record))
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
+            written = 0
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
+            os.fsync(self._fd)
         except BaseException:
             try:
-                self._handle.truncate(offset)
-                self._handle.seek(offset)
-            except OSError:
-                pass  # the torn tail will be dropped on the next open instead
+                os.ftruncate(self._fd, self._end)  # made durable by the next append's fsync
+            except OSError as cut:
+                self.broken = cut
+                log.error("%s: could not cut back a failed append (%s); refusing writes until restart", self.path,
+                          cut)
             raise
+        self._end += len(data)
         self.records += 1
 
     def close(self) -> None:
-        if not self._handle.closed:
-            self._handle.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def fsync_dir(path: str | Path) -> None:

@@ -7,19 +7,39 @@ Choices:
 - Only trainable parameters are stored (a pre-save hook filters the state dict; frozen weights are rebuilt from the
   backbone on resume), so LoRA / top-N checkpoints stay small. Resuming checks that the stored names are exactly the
   trainable ones, so a checkpoint of another mode is refused with a clear error.
-- Atomic: state goes to `.tmp-step-…` and is renamed into place once every process has written its part; a kill
-  mid-write leaves only a temp directory, which the next save cleans up.
+- Atomic and power-safe: state goes to `.tmp-step-…`, every file in it and the folder are fsynced, then it is
+  renamed into place and the parent fsynced; only then are older checkpoints pruned. A kill mid-write leaves only a
+  temp directory, which the next save cleans up.
+- Nothing is unpickled on resume: the LR schedule and `RunState` are saved as JSON (`notellm_state.json`) by a
+  save hook instead of accelerate's `register_for_checkpointing` (whose loader uses `torch.load(weights_only=False)`);
+  accelerate loads weights, optimizer and RNG states with `weights_only=True`.
+- A resumed run must be the same run: the JSON records max_steps, epochs, lr, warmup_ratio, batch_pairs,
+  grad_accum, seed and a fingerprint of the data files; any change is refused (the old schedule or sampler
+  position would silently apply to the new settings) unless `train.reset_schedule=true`, which keeps the weights
+  and optimizer, starts a fresh schedule at step 0 and moves the old checkpoints and metrics aside.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import os
 import re
 import shutil
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
+
+from notellm.atomicdir import fsync_path, fsync_tree
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
+STATE_FILE = "notellm_state.json"
+RESUME_KEYS = ("max_steps", "epochs", "lr", "warmup_ratio", "batch_pairs", "grad_accum", "seed")
 _STEP_DIR = re.compile(r"^step-(\d{8})$")
 _WEIGHTS = "model.safetensors"
 
@@ -91,8 +111,87 @@ def install_trainable_only_hooks(accelerator) -> None:
         accelerator.register_load_state_pre_hook(load_hook)
 
 
+class ResumeConfigError(ValueError):
+    """A checkpoint was written by a run with other settings or data (or by an older, pickling notellm)."""
+
+
+def data_fingerprint(data_dir: str | Path) -> str:
+    """SHA-256 over the names and bytes of the data folder's files (what the sampler's positions index into)."""
+    digest = hashlib.sha256()
+    root = Path(data_dir)
+    for path in sorted(p for p in root.iterdir() if p.is_file() and p.suffix in (".parquet", ".json", ".jsonl")):
+        digest.update(path.name.encode() + b"\0")
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def run_fingerprint(args) -> dict[str, Any]:
+    """The settings a checkpoint's schedule and data position are only valid for (see the module docstring)."""
+    return {**{key: getattr(args, key) for key in RESUME_KEYS}, "data": data_fingerprint(args.data_dir)}
+
+
+@dataclass
+class ResumeGuard:
+    """What `track_state_as_json` saw on load: whether the stored schedule was dropped (`reset_schedule`)."""
+
+    reset_from_step: int | None = None
+
+
+def track_state_as_json(accelerator, scheduler, run: RunState, fingerprint: dict[str, Any],
+                        reset_schedule: bool = False) -> ResumeGuard:
+    """Save/load the LR scheduler and `RunState` as JSON in every checkpoint, checking the run's fingerprint."""
+    guard = ResumeGuard()
+
+    def save_hook(models, weights, output_dir) -> None:
+        if accelerator.is_main_process:
+            payload = {"format": 1, "run": run.state_dict(), "scheduler": scheduler.state_dict(),
+                       "fingerprint": fingerprint}
+            (Path(output_dir) / STATE_FILE).write_text(json.dumps(payload, indent=1), encoding="utf-8")
+
+    def load_hook(models, input_dir) -> None:
+        path = Path(input_dir) / STATE_FILE
+        if not path.is_file():
+            raise ResumeConfigError(
+                f"{input_dir} has no {STATE_FILE} (an older notellm pickled this state, and pickles are never "
+                "loaded): start a new out_dir, or train.resume=false")
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        stored = payload.get("fingerprint", {})
+        changed = {k: (stored.get(k), v) for k, v in fingerprint.items() if stored.get(k) != v}
+        if changed and not reset_schedule:
+            shown = "; ".join(f"{k}: {old!r} -> {new!r}" if k != "data" else "data: the files changed"
+                              for k, (old, new) in changed.items())
+            raise ResumeConfigError(
+                f"{input_dir} was written by a run with other settings ({shown}). Resuming would keep the old "
+                "schedule and data position. Pass train.reset_schedule=true (--reset-schedule) to continue from "
+                "its weights with a fresh schedule, train.resume=false to start over, or a new out_dir.")
+        if reset_schedule:
+            guard.reset_from_step = int(payload["run"]["step"])
+            logger.warning("reset_schedule: continuing from the weights of %s with a fresh schedule at step 0",
+                           input_dir)
+            return
+        scheduler.load_state_dict(payload["scheduler"])
+        run.load_state_dict(payload["run"])
+
+    accelerator.register_save_state_pre_hook(save_hook)
+    accelerator.register_load_state_pre_hook(load_hook)
+    return guard
+
+
+def save_config_keeping_previous(config: Any, path: Path, save_config: Callable[[Any, Path], None]) -> None:
+    """Write the run's config.yaml; a different earlier one is kept as config.previous-<UTC time>.yaml, not lost."""
+    tmp = path.with_name(path.name + ".tmp")
+    save_config(config, tmp)
+    if path.is_file() and path.read_bytes() != tmp.read_bytes():
+        kept = path.with_name(f"config.previous-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}.yaml")
+        os.replace(path, kept)
+        logger.warning("%s changed: the previous one is kept as %s", path, kept.name)
+    os.replace(tmp, path)
+
+
 def save_checkpoint(accelerator, out_dir: str | Path, step: int, keep: int) -> Path:
-    """Write the accelerator state for `step` atomically and prune to the newest `keep` checkpoints."""
+    """Write the accelerator state for `step` atomically (fsync, rename, fsync) and prune to the newest `keep`."""
     root = Path(out_dir) / CHECKPOINTS
     final = root / f"step-{step:08d}"
     tmp = root / f".tmp-step-{step:08d}"
@@ -104,18 +203,37 @@ def save_checkpoint(accelerator, out_dir: str | Path, step: int, keep: int) -> P
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (tmp / "notellm_checkpoint.json").write_text(json.dumps({"step": step}), encoding="utf-8")
+        fsync_tree(tmp)  # durable contents before the rename publishes them
         if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
+            os.rename(final, root / f".old-step-{step:08d}")
+        os.rename(tmp, final)
+        fsync_path(root)
+        shutil.rmtree(root / f".old-step-{step:08d}", ignore_errors=True)
+        # prune only once the new checkpoint is durable; a pruned folder is first renamed out of the step-* names,
+        # so a kill mid-delete never leaves a half-deleted checkpoint that a resume would pick
         for old in checkpoint_dirs(out_dir)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
-        for stale in root.glob(".tmp-step-*"):
+            os.rename(old, root / f".old-{old.name}")
+        fsync_path(root)
+        for stale in [*root.glob(".tmp-step-*"), *root.glob(".old-step-*")]:
             shutil.rmtree(stale, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
 
 
-def load_checkpoint(accelerator, path: str | Path) -> None:
-    """Restore everything `save_checkpoint` wrote (frozen weights are expected to be loaded already)."""
+def load_checkpoint(accelerator, path: str | Path, guard: ResumeGuard | None = None) -> None:
+    """Restore everything `save_checkpoint` wrote (frozen weights are expected to be loaded already).
+
+    If `guard` says the schedule was reset, the old checkpoints and metrics are moved to
+    `checkpoints/before-reset-<step>/`, so the fresh schedule's checkpoints are the newest again.
+    """
     kwargs = {"strict": False} if _uses_plain_weights(accelerator) else {}
     accelerator.load_state(str(path), **kwargs)
+    if guard is not None and guard.reset_from_step is not None and accelerator.is_main_process:
+        run_dir = Path(path).parent.parent
+        archive = run_dir / CHECKPOINTS / f"before-reset-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
+        archive.mkdir(parents=True)
+        for old in checkpoint_dirs(run_dir):
+            os.rename(old, archive / old.name)
+        if (run_dir / "metrics.jsonl").is_file():
+            os.rename(run_dir / "metrics.jsonl", archive / "metrics.jsonl")
+    accelerator.wait_for_everyone()

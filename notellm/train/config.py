@@ -94,6 +94,8 @@ class TrainArgs:
     """How many of the newest checkpoints to keep."""
     resume: bool = True
     """Resume from the newest checkpoint in out_dir/checkpoints when one exists."""
+    reset_schedule: bool = False
+    """Resume a run whose settings or data changed: its weights and optimizer, a fresh schedule from step 0."""
     eval_every: int = 0
     """Validation loss on the val pairs every N optimizer steps (and at the end); 0 = never."""
     val_max_pairs: int = 256

@@ -11,13 +11,16 @@ from notellm.train.config import TrainConfig, load_train_config
 
 
 def launch_config(config: str | Path | None, data: str | Path | None, out: str | Path | None,
-                  overrides: list[str]) -> TrainConfig:
-    """The config file, then `--data` / `--out`, then the `key=value` overrides (ConfigError names a bad one)."""
+                  overrides: list[str], reset_schedule: bool = False) -> TrainConfig:
+    """The config file, then `--data` / `--out` / `--reset-schedule`, then the `key=value` overrides (ConfigError
+    names a bad one)."""
     items = []
     if data is not None:
         items.append(f"train.data_dir={data}")
     if out is not None:
         items.append(f"train.out_dir={out}")
+    if reset_schedule:
+        items.append("train.reset_schedule=true")
     return load_train_config(config, items + list(overrides))
 
 

@@ -33,7 +33,10 @@ from notellm.train.checkpoint import (
     install_trainable_only_hooks,
     latest_checkpoint,
     load_checkpoint,
+    run_fingerprint,
     save_checkpoint,
+    save_config_keeping_previous,
+    track_state_as_json,
 )
 from notellm.train.config import TrainArgs, TrainConfig
 from notellm.train.data import PairBatchSampler, PairData, load_pair_data
@@ -273,18 +276,18 @@ def train(cfg: TrainConfig) -> TrainResult:
     planned_total = total_steps  # a budget fit may shorten the schedule, and a later fit lengthen it back to this
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, plan)
     state = RunState()
-    accelerator.register_for_checkpointing(scheduler, state)
+    guard = track_state_as_json(accelerator, scheduler, state, run_fingerprint(args), args.reset_schedule)  # no pickle
     install_trainable_only_hooks(accelerator)
 
     resumed_from = latest_checkpoint(out_dir) if args.resume else None
     if resumed_from is not None:
-        load_checkpoint(accelerator, resumed_from)
+        load_checkpoint(accelerator, resumed_from, guard)
         total_steps = plan.total  # a schedule fitted to an earlier invocation's budget is kept
         if main:
             logger.info("resumed from %s (step %d, micro-batch %d)", resumed_from, state.step, state.micro)
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out_dir / CONFIG_FILE)
+        save_config_keeping_previous(cfg, out_dir / CONFIG_FILE, save_config)
     log = MetricsLog(out_dir, main, args.tensorboard, state.step)
     if main:
         logger.info(

@@ -64,5 +64,6 @@ def serve_cfg() -> ServeConfig:
 
 @pytest.fixture
 def client(backend, embedder, serve_cfg):
-    with TestClient(create_app(backend, embedder, serve_cfg, model_name="hashing")) as test_client:
+    app = create_app(backend, embedder, serve_cfg, model_name="hashing")
+    with TestClient(app, base_url="http://localhost") as test_client:  # a loopback Host (security.py)
         yield test_client

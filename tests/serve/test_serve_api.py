@@ -115,7 +115,7 @@ def test_generate_for_stored_and_posted_notes(client):
         ("get", "/notes/coffee-0/related?diversify=random", None, 422, "diversify"),
         ("post", "/notes", {"notes": []}, 422, "at least 1"),
         ("post", "/notes", {"notes": [{"title": "no id"}]}, 422, "note_id"),
-        ("post", "/notes", {"notes": [dict(NEW, note_id="bad\nid")]}, 422, "pattern"),
+        ("post", "/notes", {"notes": [dict(NEW, note_id="bad\nid")]}, 422, "control"),
         ("post", "/notes", {"notes": [dict(NEW, extra=1)]}, 422, "extra"),
         ("post", "/notes", {"notes": [NEW, NEW]}, 422, "appears twice"),
         ("post", "/notes", {"notes": [dict(NEW, note_id=f"m{i}") for i in range(9)]}, 413, "limit is 8"),

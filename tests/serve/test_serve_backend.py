@@ -13,9 +13,9 @@ from notellm.serve.backend import open_index
 def test_open_each_backend(index_dir, tmp_path):
     pytest.importorskip("milvus_lite", reason="milvus-lite (the embedded Milvus) is not installed")
     milvus_db = str(tmp_path / "factory.db")  # its own file: close() below stops that milvus-lite server
-    local = open_index("faiss", index_dir)
-    assert (local.name, len(local), local.dim) == ("faiss", 24, 32)
     remote = open_index("milvus", index_dir, milvus_uri=milvus_db, milvus_collection="factory")
+    local = open_index("faiss", index_dir)  # after seeding: a served folder cannot seed (it is locked)
+    assert (local.name, len(local), local.dim) == ("faiss", 24, 32)
     assert (remote.name, len(remote), remote.dim) == ("milvus", 24, 32)
     assert [h[0] for h in remote.search(local.vectors(["beer-2"])[0], 3)] == \
         [h[0] for h in local.search(local.vectors(["beer-2"])[0], 3)]

@@ -50,7 +50,8 @@ def test_index_build_cli_then_serve_with_notellm(model_dir, tmp_path):
     index = LocalNoteIndex.open(tmp_path / "index")
     assert index.dim == 16
     np.testing.assert_allclose(index.vectors(["beer-1"]), model.embed([notes[5]]), atol=1e-5)
-    with TestClient(create_app(index, model, ServeConfig(embed_max_wait_ms=1.0))) as client:
+    app = create_app(index, model, ServeConfig(embed_max_wait_ms=1.0))
+    with TestClient(app, base_url="http://localhost") as client:
         body = client.get("/notes/beer-1/related", params={"k": 4}).json()
         assert len(body["items"]) == 4 and "beer-1" not in [i["note_id"] for i in body["items"]]
         added = {"note_id": "live", "title": "stout malt hops", "content": "brewing a stout", "hashtags": ["beer"]}

@@ -27,6 +27,12 @@ def _notes(prefix, n):
             for i in range(n)]
 
 
+def _die(index: LocalNoteIndex) -> None:
+    """What the kernel does when the process holding the index is killed: its files close, its lock goes."""
+    index._wal.close()
+    index._release_lock()
+
+
 def test_search_matches_brute_force(tmp_path):
     rng = np.random.default_rng(0)
     vectors = _unit(rng, 50, 16)
@@ -48,14 +54,15 @@ def test_writes_survive_a_crash_without_close(tmp_path):
     index.upsert(_notes("new", 2), new)
     index.upsert([Note(note_id="n0", title="renamed", content="", extra={"url": "https://x.org/q/0"})], new[:1])
     assert index.delete("n1") and not index.delete("n1")
-    # no close(): the process "dies" here; a second process opens the folder
+    _die(index)  # no close(): the process "dies" here; a second process opens the folder
     again = LocalNoteIndex.open(root)
     assert len(again) == 6
     assert again.get("n1") is None and again.get("n0").title == "renamed"
     assert again.get("n0").extra == {"url": "https://x.org/q/0"}
     again.compact()
-    assert LocalNoteIndex.open(root).get("n0").extra == {"url": "https://x.org/q/0"}  # through the snapshot too
     np.testing.assert_array_equal(again.vectors(["new1", "n0"]), np.stack([new[1], new[0]]))
+    _die(again)
+    assert LocalNoteIndex.open(root).get("n0").extra == {"url": "https://x.org/q/0"}  # through the snapshot too
 
 
 def test_torn_tail_record_is_dropped_on_reopen(tmp_path):
@@ -67,6 +74,7 @@ def test_torn_tail_record_is_dropped_on_reopen(tmp_path):
     torn = encode_record({"op": "upsert", "notes": [{"note_id": "lost"}], "vectors": ""})
     with open(wal, "ab") as handle:
         handle.write(torn[: len(torn) // 2])  # a crash in the middle of writing an unacknowledged record
+    _die(index)
     again = LocalNoteIndex.open(root)
     assert again.get("ok0") is not None and again.get("lost") is None and len(again) == 4
 
@@ -85,11 +93,12 @@ def test_compaction_folds_the_log_and_reopens_identically(tmp_path):
     assert manifest["covers_wal"] >= 2  # at least two compactions happened
     names = sorted(os.listdir(root))
     assert sum(n.startswith("snap-") for n in names) == 1 and not any(n.endswith(".tmp") for n in names)
+    _die(index)
     again = LocalNoteIndex.open(root)
     assert set(again._notes) == set(expected)
     for nid, vec in expected.items():
         np.testing.assert_array_equal(again.vectors([nid])[0], vec)
-    index.close()
+    again.close()
     assert set(LocalNoteIndex.open(root)._notes) == set(expected)
 
 
@@ -102,6 +111,7 @@ def test_leftovers_of_a_crashed_compaction_are_ignored_and_removed(tmp_path):
     (root / "snap-000007.tmp").mkdir()
     _write_snapshot(root, 1, _notes("ghost", 1), _unit(rng, 1, 8))
     (root / "index.json.tmp").write_text("{")
+    _die(index)
     again = LocalNoteIndex.open(root)
     assert again.get("kept0") is not None and again.get("ghost0") is None and len(again) == 4
     assert sorted(p for p in os.listdir(root) if "snap" in p or "tmp" in p) == ["snap-000000"]

@@ -28,9 +28,22 @@ function el(tag, className, text) {
   return node;
 }
 
+// An absolute http(s) URL, or null: the page never turns data into a javascript:/data: link, whatever the API
+// or an old index hands it (the service also validates urls on import and POST).
+function safeHttpUrl(url) {
+  try {
+    const parsed = new URL(String(url));
+    return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+  } catch (error) {
+    return null;
+  }
+}
+
 function sourceLink(url) {
+  const href = safeHttpUrl(url);
+  if (href === null) return el("span", "source", "");
   const a = el("a", "source", "source");
-  a.href = url;  // the API only accepts http(s) urls
+  a.href = href;
   a.target = "_blank";
   a.rel = "noopener noreferrer";
   a.addEventListener("click", (event) => event.stopPropagation());
