@@ -87,6 +87,8 @@ def embed_batches(metrics_text: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbone", default="tiny", help="tiny, smollm2-135m, or a local HF folder")
+    parser.add_argument("--model-dir", type=Path, default=None,
+                        help="serve this saved folder instead (a NoteLLM folder, or an ONNX export: --runtime onnx)")
     parser.add_argument("--index-notes", type=int, default=3750, help="Stack Exchange notes to index (0 = all)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per phase (upper bound)")
@@ -102,7 +104,8 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()
 
-    model_dir = save_model(args.backbone, args.workdir)
+    model_dir = args.model_dir or save_model(args.backbone, args.workdir)
+    args.backbone = str(args.model_dir or args.backbone)
     pool = stackexchange_notes(args.workdir, 0)
     indexed, extra = pool[: args.index_notes or len(pool)], pool[args.index_notes or len(pool) :]
     t = time.perf_counter()
@@ -143,6 +146,9 @@ def main() -> None:
         phases["related_ssd_star"] = asyncio.run(run_phase(base, args.clients, args.duration, args.read_requests,
                                                            related("ssd_star")))
         phases["post_notes"] = asyncio.run(run_phase(base, args.clients, args.duration, args.write_requests, write))
+        phases["embed"] = asyncio.run(run_phase(base, args.clients, args.duration, args.write_requests,
+                                                lambda i: ("POST", "/embed", write(i)[2])))
+        health = httpx.get(base + "/health").json()
         batching = embed_batches(httpx.get(base + "/metrics").text)
         notes_after = httpx.get(base + "/health").json()["notes"]
     finally:
@@ -153,7 +159,8 @@ def main() -> None:
         "benchmark": "serve", "command": command_line(), "machine": machine(),
         "loadavg_start": [round(x, 2) for x in load_start], "loadavg_end": [round(x, 2) for x in load_end],
         "note": "client and server share this machine's CPUs with other users' jobs; see the load averages",
-        "backbone": args.backbone, "backend": args.backend, "indexed_notes": len(indexed),
+        "backbone": args.backbone, "runtime": health["runtime"], "precision": health["precision"],
+        "backend": args.backend, "indexed_notes": len(indexed),
         "clients": args.clients, "k": args.k,
         "index_build_s": round(build_s, 1), "server_startup_s": round(startup_s, 1),
         "phases": phases, "embedding": batching, "notes_after": notes_after,
@@ -162,7 +169,8 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
-    print(f"\nnotellm serve load test: backbone={args.backbone}, backend={args.backend}, {len(indexed)} notes, "
+    print(f"\nnotellm serve load test: backbone={args.backbone}, runtime={health['runtime']} ({health['precision']}), "
+          f"backend={args.backend}, {len(indexed)} notes, "
           f"{args.clients} clients, {machine()['nproc']} CPUs ({machine()['cpu']})")
     print(f"load average start {load_start[0]:.2f}, end {load_end[0]:.2f} (shared machine)")
     print(f"{'phase':<18}{'requests':>9}{'errors':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}")

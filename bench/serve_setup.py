@@ -63,11 +63,11 @@ def stackexchange_notes(workdir: Path, limit: int, seed: int = 0):
     return notes[:limit] if limit else notes
 
 
-def build_index(model_dir: Path, notes, out: Path) -> Path:
+def build_index(model_dir: Path, notes, out: Path, runtime: str | None = None) -> Path:
+    from notellm.retrieval.runtime import load_encoder
     from notellm.serve.build import build_index as build
-    from notellm.serve.embedder import load_model
 
-    return build(load_model(model_dir), notes, out, overwrite=True)
+    return build(load_encoder(model_dir, runtime, bf16=False), notes, out, overwrite=True)
 
 
 def free_port() -> int:

@@ -36,6 +36,8 @@ _EXPORTS = {
     "VectorIndex": "notellm.retrieval.index",
     "IndexConfig": "notellm.retrieval.index",
     "encode_notes": "notellm.retrieval.encode",
+    "load_encoder": "notellm.retrieval.runtime",
+    "export_onnx": "notellm.export",
     # diversity
     "rerank": "notellm.rerank",
     "rerank_batch": "notellm.rerank",

@@ -12,8 +12,9 @@ import importlib
 import typer
 
 # Order = the data flow: import/mine -> train (or all of it: quickstart) -> evaluate -> embed -> report ->
-# rerank/feed/cb2cf -> serve.
-AREAS = ("data", "train", "pipeline", "evaluate", "retrieval", "report", "rerank", "feed", "cb2cf", "serve")
+# rerank/feed/cb2cf -> export -> serve.
+AREAS = ("data", "train", "pipeline", "evaluate", "retrieval", "report", "rerank", "feed", "cb2cf", "export",
+         "serve")
 
 
 def build_app() -> typer.Typer:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from notellm.cli.common import DataDir, friendly
+from notellm.cli.common import DataDir, fail, friendly
 
 
 @friendly
@@ -20,11 +20,25 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="Folder for metrics.json and the report.")],
     baselines: Annotated[bool, typer.Option(help="Also score SentenceBERT, BM25 and ItemCF.")] = True,
     gen_notes: Annotated[int, typer.Option(help="Test notes for the generation metrics (0 = skip).")] = 100,
+    runtime: Annotated[str, typer.Option(help="Embed on torch (the --model) or onnx (the --onnx-model export); "
+                                              "generation always runs on the PyTorch --model.")] = "torch",
+    onnx_model: Annotated[Path | None, typer.Option(help="`notellm export` folder of --model (with --runtime onnx).")]
+    = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for ONNX Runtime (default: PyTorch's).")] = None,
 ) -> None:
     """Recall@K (paper and code rules, links, breakdowns) and generation metrics of a trained NoteLLM."""
     from notellm.pipeline.evaluate_model import evaluate_model
 
-    result = evaluate_model(model, data, out, baselines=baselines, gen_notes=gen_notes)
+    if runtime not in ("torch", "onnx"):
+        fail(f"--runtime must be torch or onnx, got {runtime!r}")
+    if (runtime == "onnx") != (onnx_model is not None):
+        fail("--runtime onnx and --onnx-model go together (the export folder to embed with)")
+    encoder = None
+    if onnx_model is not None:
+        from notellm.retrieval.runtime import load_encoder
+
+        encoder = load_encoder(onnx_model, "onnx", threads=threads)
+    result = evaluate_model(model, data, out, baselines=baselines, gen_notes=gen_notes, encoder=encoder)
     typer.echo(f"report: {result['report_html']}")
 
 

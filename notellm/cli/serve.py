@@ -2,6 +2,7 @@
 
     notellm index build --model out/model --data data/se --out out/index
     notellm serve --model out/model --index out/index --port 8000
+    notellm serve --model out/model-int8 --runtime onnx --generate-model out/model --index out/index
     notellm serve --model out/model --index out/index --backend milvus --milvus-uri http://host:19530
 """
 
@@ -15,33 +16,39 @@ import typer
 
 from notellm.cli.common import ConfigFile, DataDir, Set, fail, friendly
 
+RUNTIME_HELP = ("torch (a NoteLLM folder) or onnx (a `notellm export` folder); default: what the --model folder "
+                "is.")
+THREADS_HELP = "CPU threads for embedding (default: PyTorch's setting, i.e. OMP_NUM_THREADS or all cores)."
+
 index_app = typer.Typer(help="Build the index the service serves.", no_args_is_help=True)
 
 
 @index_app.command("build")
 @friendly
 def build(
-    model: Annotated[Path, typer.Option(help="Saved NoteLLM folder (NoteLLM.save_pretrained).")],
+    model: Annotated[Path, typer.Option(help="Saved NoteLLM folder, or an ONNX export (`notellm export`).")],
     data: DataDir,
     out: Annotated[Path, typer.Option(help="Index folder to write.")],
     batch_size: Annotated[int, typer.Option(help="Notes per model forward pass.")] = 32,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing index folder.")] = False,
+    runtime: Annotated[str | None, typer.Option(help=RUNTIME_HELP)] = None,
+    threads: Annotated[int | None, typer.Option(help=THREADS_HELP)] = None,
 ) -> None:
     """Embed every note of DATA with MODEL and write a durable index folder to OUT."""
     from notellm.data.store import frame_to_notes, load_notes
+    from notellm.retrieval.runtime import load_encoder
     from notellm.serve.build import build_index
-    from notellm.serve.embedder import load_model
 
     notes = frame_to_notes(load_notes(data))
-    loaded = load_model(model)
-    path = build_index(loaded, notes, out, batch_size=batch_size, overwrite=overwrite,
+    encoder = load_encoder(model, runtime, batch_size=batch_size, threads=threads, bf16=False)
+    path = build_index(encoder, notes, out, overwrite=overwrite,
                        info={"model": str(model.resolve()), "data": str(data.resolve())})
     typer.echo(f"indexed {len(notes)} notes into {path}")
 
 
 @friendly
 def serve(
-    model: Annotated[Path, typer.Option(help="Saved NoteLLM folder (NoteLLM.save_pretrained).")],
+    model: Annotated[Path, typer.Option(help="Saved NoteLLM folder, or an ONNX export (`notellm export`).")],
     index: Annotated[Path | None, typer.Option(help="Index folder from `notellm index build` (seeds Milvus).")] = None,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
@@ -50,29 +57,38 @@ def serve(
     config: ConfigFile = None,
     set_: Set = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    runtime: Annotated[str | None, typer.Option(help=RUNTIME_HELP)] = None,
+    threads: Annotated[int | None, typer.Option(help=THREADS_HELP)] = None,
+    generate_model: Annotated[Path | None, typer.Option(
+        help="Saved NoteLLM folder that serves /generate (PyTorch, loaded on the first /generate request); "
+             "default: the --model itself on the torch runtime, none (501) on onnx.")] = None,
 ) -> None:
     """Serve related notes, live note updates, embeddings and generation over HTTP (OpenAPI at /docs)."""
     import uvicorn
 
     from notellm.config import load_config
     from notellm.data.schema import Note
+    from notellm.retrieval.runtime import load_encoder
     from notellm.serve.app import create_app
     from notellm.serve.backend import open_index
     from notellm.serve.config import ServeConfig
-    from notellm.serve.embedder import load_model
+    from notellm.serve.generator import LazyGenerator
 
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO))
     cfg = load_config(ServeConfig, config, set_ or [])
     cfg.allowed_hosts.append(host)  # the bound interface answers under its own name (security.py)
-    loaded = load_model(model)
+    encoder = load_encoder(model, runtime, batch_size=cfg.embed_batch_size, threads=threads, bf16=False)
+    generator = LazyGenerator(generate_model) if generate_model else getattr(encoder, "model", None)
     notes = open_index(backend, index, milvus_uri=milvus_uri, milvus_collection=cfg.milvus_collection,
                        compact_every=cfg.compact_every)
     try:
-        dim = loaded.embed([Note(note_id="probe", title="probe", content="")], batch_size=1).shape[1]
+        dim = encoder.encode([Note(note_id="probe", title="probe", content="")]).shape[1]
         if dim != notes.dim:
             fail(f"the model embeds into {dim} dims but the index holds {notes.dim}-dim vectors; "
                  "rebuild the index with this model (`notellm index build`)")
-        app = create_app(notes, loaded, cfg, model_name=model.name)
+        logging.getLogger(__name__).info("embedding on %s (%s)%s", encoder.runtime, encoder.precision,
+                                         "; /generate enabled" if generator is not None else "; /generate disabled")
+        app = create_app(notes, encoder, cfg, model_name=model.name, generator=generator)
         uvicorn.run(app, host=host, port=port, log_level=log_level)
     finally:
         notes.close()

@@ -18,7 +18,9 @@ from notellm.pipeline.context import (EvalContext, evaluate_generation, evaluate
 
 
 def evaluate_model(model_dir: str | Path, data_dir: str | Path, out: str | Path, baselines: bool = True,
-                   gen_notes: int = 100, progress: bool = True) -> dict:
+                   gen_notes: int = 100, progress: bool = True, encoder=None) -> dict:
+    """`encoder`: what embeds NoteLLM's notes (e.g. an `OnnxEncoder` of this model); default: the model on PyTorch.
+    Generation always runs on the PyTorch model."""
     from notellm.evaluation.itemcf import ItemCFScorer
     from notellm.evaluation.lexical import BM25Scorer
     from notellm.evaluation.protocol import EmbeddingScorer
@@ -34,7 +36,7 @@ def evaluate_model(model_dir: str | Path, data_dir: str | Path, out: str | Path,
     ctx = EvalContext.from_data_dir(data_dir)
     model = NoteLLM.from_pretrained(model_dir)
     retrieval, warm_scorers = {}, []
-    encoders = [NoteLLMEncoder(model)] + ([SentenceBertEncoder()] if baselines else [])
+    encoders = [encoder or NoteLLMEncoder(model)] + ([SentenceBertEncoder()] if baselines else [])
     for encoder in encoders:
         vectors = encode_notes(encoder, ctx.pool_notes(), progress=progress)
         retrieval[encoder.name] = evaluate_scorer(ctx, EmbeddingScorer(vectors, encoder.name), progress=False)

@@ -1,9 +1,14 @@
 """Embed a note pool with any `Encoder` into `NoteVectors`.
 
-An `Encoder` is anything with `encode(notes) -> np.ndarray (n, d)`: NoteLLM, the zero-shot LLM baselines,
-SentenceBERT. `encode_notes` feeds it length-sorted chunks (similar lengths pad less), shows progress, restores the
-original order and L2-normalises, so every encoder's output is comparable by inner product (= cosine,
-docs/method.md §5.1).
+An `Encoder` is anything with `encode(notes) -> np.ndarray (n, d)`: NoteLLM on PyTorch (`NoteLLMEncoder`) or on
+ONNX Runtime (`notellm.export.OnnxEncoder`), the zero-shot LLM baselines, SentenceBERT. It is the one embedding
+contract: evaluation, `notellm embed`, the index builder and the service all embed through it, and
+`retrieval/runtime.py` `load_encoder(path, runtime)` turns a saved model folder into one. `encode_notes` feeds it
+length-sorted chunks (similar lengths pad less), shows progress, restores the original order and L2-normalises, so
+every encoder's output is comparable by inner product (= cosine, docs/method.md §5.1).
+
+Encoders may also say what they run on (`runtime`: torch / onnx, `precision`: fp32 / bf16-autocast / int8); the
+service reports it on /health.
 """
 
 from __future__ import annotations
@@ -63,8 +68,14 @@ class NoteLLMEncoder:
     9 GFLOP/s for a 1024² matmul on a loaded 2-core EPYC), at a cosine error far below ranking resolution.
     """
 
+    runtime = "torch"
+
     def __init__(self, model, name: str = "NoteLLM", batch_size: int = 32, bf16: bool = True) -> None:
         self.model, self.name, self.batch_size, self.bf16 = model, name, batch_size, bf16
+
+    @property
+    def precision(self) -> str:
+        return "bf16-autocast" if self.bf16 else "fp32"
 
     def encode(self, notes: list[Note]) -> np.ndarray:
         out = self.model.embed(notes, batch_size=self.batch_size, progress=False, autocast=self.bf16)

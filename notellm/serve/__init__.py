@@ -2,7 +2,7 @@
 
 Modules (the data flow of one request, top to bottom):
     config.py    ServeConfig: limits, micro-batching and compaction settings
-    app.py       create_app(index, model, cfg) -> FastAPI (routes, input checks)
+    app.py       create_app(index, encoder, cfg, generator=) -> FastAPI (routes, input checks)
     batcher.py   EmbedBatcher: concurrent embedding requests merged into one model call
     metrics.py   Prometheus metrics + request body cap (ASGI middleware)
     schemas.py   pydantic request/response bodies
@@ -10,8 +10,8 @@ Modules (the data flow of one request, top to bottom):
     store.py     LocalNoteIndex: snapshot + write-ahead log + exact FAISS (default backend)
     wal.py       the framed, fsynced write-ahead log
     milvus.py    MilvusNoteIndex: the same contract on Milvus (cluster URI or milvus-lite file)
-    build.py     build_index(model, notes, out): the `notellm index build` step
-    embedder.py  Embedder protocol, load_model(path)
+    build.py     build_index(encoder, notes, out): the `notellm index build` step
+    generator.py the PyTorch model behind /generate, loaded only when enabled (LazyGenerator)
     openapi.py   the OpenAPI document (docs/openapi.json)
     web/         the page served at /
 """

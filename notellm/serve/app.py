@@ -29,12 +29,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from notellm import __version__
 from notellm.data.schema import Note
+from notellm.retrieval.encode import Encoder
 from notellm.serve.backend import URL, NoteIndex, note_url
 from notellm.serve.batcher import EmbedBatcher
 from notellm.serve.config import ServeConfig
-from notellm.serve.embedder import Embedder, can_generate
 from notellm.serve.gate import ModelGate
 from notellm.serve.generation import generate_in_chunks
+from notellm.serve.generator import can_generate
 from notellm.serve.metrics import MetricsMiddleware, ServiceMetrics
 from notellm.serve.schemas import (
     DeleteOut,
@@ -71,15 +72,21 @@ def _to_note(item: NoteText) -> Note:
                 category=item.category, extra={URL: item.url} if item.url else {})
 
 
-def create_app(index: NoteIndex, model: Embedder, cfg: ServeConfig | None = None, model_name: str = "") -> FastAPI:
-    """The service app. The caller owns `index` and `model` (opens and closes them)."""
+def create_app(index: NoteIndex, model: Encoder, cfg: ServeConfig | None = None, model_name: str = "",
+               generator: object | None = None) -> FastAPI:
+    """The service app. The caller owns `index` and `model` (opens and closes them).
+
+    `model` embeds (any `Encoder`: PyTorch or ONNX Runtime); `generator` serves /generate (a NoteLLM or a
+    `LazyGenerator`; default: `model` itself when it can generate, else /generate answers 501).
+    """
     cfg = cfg or ServeConfig()
+    generator = model if generator is None else generator
     metrics = ServiceMetrics()
     gate = ModelGate()  # one model call at a time, embeddings (writes) before generation chunks (gate.py)
 
     def embed_fn(notes: list[Note]) -> np.ndarray:
         with gate.embedding():
-            return np.asarray(model.embed(notes, batch_size=cfg.embed_batch_size), dtype=np.float32)
+            return np.asarray(model.encode(notes), dtype=np.float32)  # the encoder batches by its batch_size
 
     batcher = EmbedBatcher(embed_fn, max_batch=cfg.embed_batch_size, max_wait_ms=cfg.embed_max_wait_ms)
     batcher.on_batch = metrics.embed_batch.observe
@@ -189,8 +196,9 @@ def create_app(index: NoteIndex, model: Embedder, cfg: ServeConfig | None = None
               tags=["model"])
     def generate(body: GenerateIn):
         """Generate hashtags (k per note) or a category for stored notes (`note_ids`) or posted `notes`."""
-        if not can_generate(model, body.task):
-            raise HTTPException(501, f"the loaded model cannot generate {body.task}")
+        if not can_generate(generator, body.task):
+            raise HTTPException(501, f"the loaded model cannot generate {body.task} (generation runs on the PyTorch "
+                                     "model: start the service with --generate-model)")
         if body.note_ids:
             if len(body.note_ids) > cfg.max_notes_per_request:
                 raise HTTPException(413, f"{len(body.note_ids)} note ids; the limit is {cfg.max_notes_per_request}")
@@ -203,7 +211,7 @@ def create_app(index: NoteIndex, model: Embedder, cfg: ServeConfig | None = None
         else:
             check_notes(body.notes, require_unique_ids=False)
             notes = [_to_note(n) for n in body.notes]
-        results = generate_in_chunks(model, gate, body, notes, cfg.generate_chunk_notes)  # writes go first
+        results = generate_in_chunks(generator, gate, body, notes, cfg.generate_chunk_notes)  # writes go first
         return GenerateOut(task=body.task, results=results)
 
     @app.get("/health", response_model=HealthOut, tags=["ops"])
@@ -212,7 +220,8 @@ def create_app(index: NoteIndex, model: Embedder, cfg: ServeConfig | None = None
         total = len(index)
         metrics.notes.set(total)
         return HealthOut(status="ok", backend=index.name, notes=total, dim=index.dim, model=model_name,
-                         can_generate=can_generate(model, "hashtags") and can_generate(model, "category"))
+                         can_generate=can_generate(generator, "hashtags") and can_generate(generator, "category"),
+                         runtime=getattr(model, "runtime", "custom"), precision=getattr(model, "precision", "unknown"))
 
     @app.get("/metrics", tags=["ops"], response_class=Response,
              responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})

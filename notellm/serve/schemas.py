@@ -152,6 +152,8 @@ class HealthOut(BaseModel):
     dim: int
     model: str
     can_generate: bool
+    runtime: str = Field(description="What embeds notes: torch or onnx (custom for a test double).")
+    precision: str = Field(description="Embedding precision: fp32, bf16-autocast (torch) or int8 (onnx).")
 
 
 class ErrorOut(BaseModel):

@@ -21,9 +21,9 @@ class BlockingGenerator(HashingEmbedder):
         self.order: list[str] = []
         self.started, self.release = threading.Event(), threading.Event()
 
-    def embed(self, notes, batch_size=32):
+    def encode(self, notes):
         self.order.append("embed")
-        return super().embed(notes, batch_size)
+        return super().encode(notes)
 
     def generate_hashtags(self, notes, k=5, constrained=False, vocabulary=None):
         self.order.append("generate")

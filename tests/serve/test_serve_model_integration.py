@@ -14,9 +14,9 @@ from serve_testkit import planted_notes
 from typer.testing import CliRunner
 
 from notellm.cli.serve import register
+from notellm.retrieval.runtime import load_encoder
 from notellm.serve.app import create_app
 from notellm.serve.config import ServeConfig
-from notellm.serve.embedder import load_model
 from notellm.serve.store import LocalNoteIndex
 
 
@@ -46,12 +46,13 @@ def test_index_build_cli_then_serve_with_notellm(model_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert "indexed 12 notes" in result.output
 
-    model = load_model(model_dir)
+    encoder = load_encoder(model_dir, bf16=False)
     index = LocalNoteIndex.open(tmp_path / "index")
     assert index.dim == 16
-    np.testing.assert_allclose(index.vectors(["beer-1"]), model.embed([notes[5]]), atol=1e-5)
-    app = create_app(index, model, ServeConfig(embed_max_wait_ms=1.0))
+    np.testing.assert_allclose(index.vectors(["beer-1"]), encoder.encode([notes[5]]), atol=1e-5)
+    app = create_app(index, encoder, ServeConfig(embed_max_wait_ms=1.0), generator=encoder.model)
     with TestClient(app, base_url="http://localhost") as client:
+        assert client.get("/health").json()["runtime"] == "torch"
         body = client.get("/notes/beer-1/related", params={"k": 4}).json()
         assert len(body["items"]) == 4 and "beer-1" not in [i["note_id"] for i in body["items"]]
         added = {"note_id": "live", "title": "stout malt hops", "content": "brewing a stout", "hashtags": ["beer"]}
