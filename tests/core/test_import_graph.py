@@ -24,9 +24,14 @@ LAYERS = [
     {"report"},
     {"serve"},
     {"pipeline"},
+    {"export"},
     {"cli"},
 ]
 SAME_LAYER: set[tuple[str, str]] = set()
+# Known upward imports, by module: retrieval/runtime.py (`load_encoder`, #14) opens a saved model folder of either
+# runtime, so it reaches up into model/ and export/ (lazily). It is a loader above both; moving it out of retrieval/
+# (e.g. to export/ or its own area) would remove these lines.
+ALLOWED_UPWARD = {("notellm.retrieval.runtime", "model"), ("notellm.retrieval.runtime", "export")}
 
 
 def module_name(path: Path) -> str:
@@ -115,10 +120,12 @@ def test_every_area_has_a_layer():
 
 
 def test_no_upward_import():
-    upward = sorted((src, dst) for src, dsts in area_graph(module_imports()).items() for dst in dsts
-                    if layer_of(dst) > layer_of(src) or (layer_of(dst) == layer_of(src)
-                                                         and (src, dst) not in SAME_LAYER))
-    assert not upward, f"imports against the flow: {upward}"
+    upward = sorted((module, area(dst)) for module, dsts in module_imports().items() for dst in dsts
+                    if area(module) not in ("notellm", area(dst))
+                    and (layer_of(area(dst)) > layer_of(area(module))
+                         or (layer_of(area(dst)) == layer_of(area(module))
+                             and (area(module), area(dst)) not in SAME_LAYER)))
+    assert not [edge for edge in upward if edge not in ALLOWED_UPWARD], f"imports against the flow: {upward}"
 
 
 def test_no_import_cycle():
