@@ -23,5 +23,13 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "note: install Debian's 'chromium' package to run the browser test (it is skipped without it)" >&2
   fi
 fi
+# Java 17 for PySpark (notellm mine/embed --engine spark and their tests): Debian's headless JRE.
+if ! command -v java >/dev/null 2>&1; then
+  if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+  else
+    echo "note: install Debian's 'openjdk-17-jre-headless' for the Spark engine (its tests are skipped without it)" >&2
+  fi
+fi
 python -c "import torch; assert '+cpu' in torch.__version__ or torch.cuda.is_available(), torch.__version__"
 echo "notellm set up: $(python -c 'import notellm; print(notellm.__version__)')"

@@ -43,3 +43,18 @@ def tiny_backbone_dir(tmp_path_factory) -> Path:
     from notellm.model.backbone import create_tiny_backbone
 
     return create_tiny_backbone(tmp_path_factory.mktemp("tiny_backbone"))
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] SparkSession for the whole run (starting the JVM costs 10-40 s); skipped only without Java."""
+    from notellm.spark_session import JavaNotFoundError, spark_session
+
+    try:
+        session, _ = spark_session("local[2]", {"spark.sql.shuffle.partitions": "2",
+                                                "spark.default.parallelism": "2",
+                                                "spark.driver.memory": "1g"}, "notellm-tests")
+    except JavaNotFoundError as exc:
+        pytest.skip(f"Spark tests need Java (setup.sh installs openjdk-17-jre-headless): {exc}")
+    yield session
+    session.stop()

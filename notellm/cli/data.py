@@ -2,6 +2,9 @@
 
 notellm import stackexchange ../shared/data/stackexchange --out notellm-data/stackexchange
 notellm mine notellm-data/stackexchange --max-gap 30d
+notellm mine notellm-data/stackexchange --engine duckdb --duckdb-memory-limit 8GB
+notellm mine notellm-data/stackexchange --engine spark --spark-master spark://host:7077 \
+    --spark-conf spark.executor.memory=8g
 notellm data stats notellm-data/stackexchange
 """
 
@@ -105,6 +108,22 @@ def mine_cmd(
     warm_quantile: Annotated[float, typer.Option(
         help="Cut the log at this quantile of event times and hold out new later co-occurrences of notes with "
              "earlier behaviour for the warm-note (ItemCF) evaluation; 0 = off.")] = 0.0,
+    max_events_per_user: Annotated[int | None, typer.Option(
+        help="Keep only each user's first N events (crawlers, bots); the manifest counts what was dropped. "
+             "Default: no cap (the paper's rule).")] = None,
+    engine: Annotated[str, typer.Option(
+        help="pandas (in memory), duckdb (out of core, spills to disk) or spark (any Spark master); "
+             "all give the same pairs.")] = "pandas",
+    duckdb_memory_limit: Annotated[str, typer.Option(help="DuckDB memory limit before spilling, e.g. 8GB.")] = "4GB",
+    duckdb_temp_dir: Annotated[str | None, typer.Option(
+        help="Where DuckDB spills (default: a temporary folder).")] = None,
+    spark_master: Annotated[str, typer.Option(
+        help="Spark master URL: local[N], spark://host:7077, yarn, k8s://...")] = "local[2]",
+    spark_conf: Annotated[list[str] | None, typer.Option(
+        help="Spark session setting key=value (repeatable), e.g. spark.executor.memory=8g.")] = None,
+    events: Annotated[str | None, typer.Option(
+        help="Spark only: mine these events instead of the folder's events.parquet: a Parquet/CSV/JSONL path or "
+             "a table name (user_id, note_id, timestamp [, action, weight]).")] = None,
 ) -> None:
     """Mine co-occurrence pairs (s(A→B) = Σ 1/N_u), split them by note, write pairs.parquet, update the manifest."""
     from notellm.data.store import MiningConfig, SplitConfig, WarmHoldoutConfig, kv_table, mine_and_split
@@ -121,10 +140,20 @@ def mine_cmd(
         balance_per_combination=balance_per_combination,
         balance_level=balance_level,
         seed=seed,
+        max_events_per_user=max_events_per_user,
     )
+    from notellm.data.mining_engine import ENGINES, DuckDBSettings, SparkSettings
+    from notellm.spark_session import parse_conf
+
+    if engine not in ENGINES:
+        raise ValueError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if events is not None and engine != "spark":
+        raise ValueError("--events needs --engine spark (pandas and duckdb read the data folder's events.parquet)")
+    duckdb = DuckDBSettings(memory_limit=duckdb_memory_limit, temp_directory=duckdb_temp_dir)
+    spark = SparkSettings(master=spark_master, conf=parse_conf(spark_conf), events=events)
     split = SplitConfig(val_frac=val_frac, test_frac=test_frac, seed=seed, method=split_method)  # type: ignore[arg-type]
     warm = WarmHoldoutConfig(quantile=warm_quantile) if warm_quantile else None
-    section = mine_and_split(data_dir, mining, split, warm_cfg=warm)
+    section = mine_and_split(data_dir, mining, split, warm_cfg=warm, engine=engine, duckdb=duckdb, spark=spark)
     console.print(kv_table("mining", section["stats"]))
     console.print(kv_table("pairs per split", section["pairs_per_split"]))
     if section["dropped_crossing_splits"]:
@@ -133,7 +162,7 @@ def mine_cmd(
         held = section["warm_holdout"]
         console.print(f"warm holdout: skipped, {held['skipped']}" if "skipped" in held else kv_table(
             "warm holdout", {k: v for k, v in held.items() if k != "config"}))
-    console.print(f"[green]wrote[/green] {data_dir / 'pairs.parquet'} in {section['seconds']} s")
+    console.print(f"[green]wrote[/green] {data_dir / 'pairs.parquet'} in {section['seconds']} s ({engine})")
 
 
 @data_app.command("stats")

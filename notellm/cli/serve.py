@@ -33,16 +33,30 @@ def build(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing index folder.")] = False,
     runtime: Annotated[str | None, typer.Option(help=RUNTIME_HELP)] = None,
     threads: Annotated[int | None, typer.Option(help=THREADS_HELP)] = None,
+    vectors: Annotated[Path | None, typer.Option(
+        help="Use these vectors instead of embedding: Parquet shards (`notellm embed --engine spark`) or .npz.")
+    ] = None,
 ) -> None:
-    """Embed every note of DATA with MODEL and write a durable index folder to OUT."""
+    """Embed every note of DATA with MODEL (or take --vectors) and write a durable index folder to OUT."""
     from notellm.data.store import frame_to_notes, load_notes
     from notellm.retrieval.runtime import load_encoder
     from notellm.serve.build import build_index
 
-    notes = frame_to_notes(load_notes(data))
-    encoder = load_encoder(model, runtime, batch_size=batch_size, threads=threads, bf16=False)
-    path = build_index(encoder, notes, out, overwrite=overwrite,
-                       info={"model": str(model.resolve()), "data": str(data.resolve())})
+    try:
+        notes = frame_to_notes(load_notes(data))
+        if vectors is not None:
+            from notellm.retrieval.note_embedder import index_from_vectors
+
+            path = index_from_vectors(notes, vectors, out, overwrite=overwrite,
+                                      info={"model": str(model.resolve()), "data": str(data.resolve()),
+                                            "vectors": str(vectors.resolve())})
+            typer.echo(f"indexed {len(notes)} notes into {path}")
+            return
+        encoder = load_encoder(model, runtime, batch_size=batch_size, threads=threads, bf16=False)
+        path = build_index(encoder, notes, out, overwrite=overwrite,
+                           info={"model": str(model.resolve()), "data": str(data.resolve())})
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+        fail(str(exc))
     typer.echo(f"indexed {len(notes)} notes into {path}")
 
 

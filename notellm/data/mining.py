@@ -17,6 +17,10 @@ filtered) log; this down-weights users who engage with everything. Choices, stat
 - Top t per source note by score; ties broken by note id (ascending), since note codes follow sorted note ids.
 - `balance_per_combination` keeps at most that many pairs per (category_a, category_b) combination, chosen at
   random with `seed` (paper: "a fixed number of pairs per category combination"), after the top-t cut.
+- `max_events_per_user` (off by default) keeps each user's first events only (a crawler or bot must not dominate
+  the scores or, on Spark, stall one partition); N_u is counted on what is kept and the manifest counts the rest.
+This module is the pandas engine and the reference: DuckDB and Spark (mining_engine.py, mining_sql.py) give the
+same pairs, scores and counts, and share `finish_pairs` (order, balancing) with it.
 Vectorised: events sorted by (user, time); for offset k = 1..w the successor of event i is event i+k (a shifted
 array), kept while it belongs to the same user (and within the gap). Users are processed in chunks of about
 `chunk_events` events so memory stays bounded; partial sums are merged with a groupby on int64 pair codes.
@@ -66,6 +70,10 @@ class MiningConfig:
     """Seed for the balancing draw."""
     chunk_events: int = 1_000_000
     """Events per processing chunk (whole users per chunk); bounds peak memory."""
+    max_events_per_user: int | None = None
+    """Keep only each user's first this-many events (by time, then file order) after the action and note filters,
+    so one crawler or bot with millions of events cannot dominate a partition (None: no cap, the paper's rule).
+    N_u is counted on the kept events; the manifest counts what the cap dropped."""
 
     def __post_init__(self) -> None:
         if self.window is not None and self.window < 1:
@@ -83,6 +91,9 @@ class MiningConfig:
             raise ValueError(f"balance_level must be >= 1 or None, got {self.balance_level}")
         if self.chunk_events < 1:
             raise ValueError(f"chunk_events must be >= 1, got {self.chunk_events}")
+        if self.max_events_per_user is not None and self.max_events_per_user < 2:
+            raise ValueError(f"max_events_per_user must be >= 2 (a pair needs two events) or None, "
+                             f"got {self.max_events_per_user}")
         if self.actions is not None and not self.actions:
             raise ValueError("actions must be None (all) or a non-empty list")
 
@@ -134,14 +145,26 @@ def _prepare_log(events: pd.DataFrame, note_ids: pd.Index, cfg: MiningConfig) ->
     order = np.lexsort((time, user))  # by user, then time; lexsort is stable, so ties keep file order
     user, note, time = user[order], note[order], time[order]
     weight = None if weight is None else weight[order]
+    if cfg.max_events_per_user is not None:
+        user, note, time, weight = _cap_per_user(user, note, time, weight, cfg.max_events_per_user, stats)
     n_users = int(user.max()) + 1 if len(user) else 0
     if n_users and n_users > np.iinfo(np.int64).max // max(len(note_ids), 1):
         raise ValueError("too many users x notes for int64 pair codes")
     distinct = _sorted_unique(user * len(note_ids) + note)  # (user, note) pairs
     n_per_user = np.bincount(distinct // len(note_ids), minlength=n_users)  # N_u
     inv_n = 1.0 / np.maximum(n_per_user, 1)
-    stats.update(events_used=len(user), users=n_users)
+    stats.update(events_used=len(user), users=int((n_per_user > 0).sum()))
     return _Log(user, note, time, weight, inv_n, stats)
+
+
+def _cap_per_user(user: np.ndarray, note: np.ndarray, time: np.ndarray, weight: np.ndarray | None, cap: int,
+                  stats: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Keep each user's first `cap` events of the (user, time, row)-sorted log; count what was dropped."""
+    run_first = np.r_[0, np.flatnonzero(np.diff(user)) + 1] if len(user) else np.empty(0, np.int64)
+    run_len = np.diff(np.r_[run_first, len(user)])
+    keep = np.arange(len(user)) - np.repeat(run_first, run_len) < cap  # (E,) rank within the user's run
+    stats.update(events_over_user_cap=int((~keep).sum()), users_capped=int((run_len > cap).sum()))
+    return user[keep], note[keep], time[keep], None if weight is None else weight[keep]
 
 
 def _chunk_bounds(user: np.ndarray, chunk_events: int) -> list[tuple[int, int]]:
@@ -252,11 +275,13 @@ def _balance(a: np.ndarray, b: np.ndarray, categories: np.ndarray, cfg: MiningCo
     return np.sort(keep)
 
 
-def mine_pairs_with_stats(
-    events_df: pd.DataFrame, notes_df: pd.DataFrame, cfg: MiningConfig, progress: bool = False
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """`mine_pairs`, also returning counts of what each step kept and dropped (for the manifest)."""
-    note_ids = pd.Index(notes_df[S.NOTE_ID].astype("str").unique()).sort_values()  # code = rank of the id
+def top_pairs_pandas(
+    events_df: pd.DataFrame, note_ids: pd.Index, cfg: MiningConfig, progress: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """The in-memory engine: scored, bounded, top-t pairs as (a codes, b codes, scores, stats) before balancing.
+
+    `note_ids` must be sorted; codes are positions in it. Pairs come in (a, score desc, b) order.
+    """
     n_notes = len(note_ids)
     log = _prepare_log(events_df, note_ids, cfg)
     stats = dict(log.stats)
@@ -279,7 +304,24 @@ def mine_pairs_with_stats(
     rows, cols, score = rows[inside], cols[inside], score[inside]
     top = _top_t(rows, score, cfg.top_t)
     stats["cut_by_top_t"] = len(score) - len(top)
-    a, b, score = rows[top], cols[top], score[top]
+    return rows[top], cols[top], score[top], stats
+
+
+def sorted_note_ids(notes_df: pd.DataFrame) -> pd.Index:
+    """Distinct note ids as strings, sorted: a note's code is its position here (ties in top t go by this order)."""
+    return pd.Index(notes_df[S.NOTE_ID].astype("str").unique()).sort_values()
+
+
+def finish_pairs(
+    a: np.ndarray, b: np.ndarray, score: np.ndarray, notes_df: pd.DataFrame, note_ids: pd.Index,
+    cfg: MiningConfig, stats: dict[str, Any]
+) -> pd.DataFrame:
+    """Engine-independent last step: canonical order (a, score desc, b), category balancing, the pairs frame.
+
+    Every engine ends here, so the seeded balancing draw sees the same pairs in the same order.
+    """
+    order = np.lexsort((b, -score, a))
+    a, b, score = a[order], b[order], score[order]
     if cfg.balance_per_combination is not None:
         category = notes_df.set_index(notes_df[S.NOTE_ID].astype(str))[S.CATEGORY].groupby(level=0).first()
         kept = _balance(a, b, category.reindex(note_ids).fillna("").to_numpy(dtype=object), cfg)
@@ -294,7 +336,16 @@ def mine_pairs_with_stats(
     )
     stats["pairs"] = len(pairs)
     stats["source_notes"] = int(pairs[S.NOTE_ID_A].nunique())
-    return pairs, stats
+    return pairs
+
+
+def mine_pairs_with_stats(
+    events_df: pd.DataFrame, notes_df: pd.DataFrame, cfg: MiningConfig, progress: bool = False
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """`mine_pairs`, also returning counts of what each step kept and dropped (for the manifest)."""
+    note_ids = sorted_note_ids(notes_df)
+    a, b, score, stats = top_pairs_pandas(events_df, note_ids, cfg, progress=progress)
+    return finish_pairs(a, b, score, notes_df, note_ids, cfg, stats), stats
 
 
 def mine_pairs(events_df: pd.DataFrame, notes_df: pd.DataFrame, cfg: MiningConfig) -> pd.DataFrame:

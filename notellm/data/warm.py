@@ -16,6 +16,7 @@ with past behaviour, asked to predict new co-occurrences. This module cuts the l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,14 +66,37 @@ def split_at(events: pd.DataFrame, quantile: float) -> tuple[pd.Timestamp, pd.Da
 def warm_holdout(events: pd.DataFrame, notes: pd.DataFrame, pairs: pd.DataFrame, mining: MiningConfig,
                  cfg: WarmHoldoutConfig) -> tuple[WarmHoldout | None, str]:
     """The held-out warm pairs and which rows of the mined `pairs` training must not see, or (None, why not)."""
+    times = pd.to_datetime(events[S.TIMESTAMP], utc=True)
+
+    def mine_side(t0: pd.Timestamp, before: bool) -> tuple[pd.DataFrame, set[str]]:
+        side = events[(times < t0) if before else (times >= t0)]
+        return mine_pairs(side, notes, mining), set(side[S.NOTE_ID].astype(str))
+
+    return warm_holdout_with(times, mine_side, pairs, cfg)
+
+
+def warm_holdout_with(
+    times: pd.Series,
+    mine_side: Callable[[pd.Timestamp, bool], tuple[pd.DataFrame, set[str]]],
+    pairs: pd.DataFrame,
+    cfg: WarmHoldoutConfig,
+) -> tuple[WarmHoldout | None, str]:
+    """`warm_holdout` for any mining engine.
+
+    Args:
+        times: the timestamp of every event (UTC), for t0.
+        mine_side: (t0, before) -> (pairs mined from the events before t0 (before=True) or at/after t0, and the
+            note ids those events touch).
+        pairs: the pairs mined from the whole log.
+    """
     if cfg.quantile == 0:
         return None, "turned off (quantile 0)"
-    if events.empty or events[S.TIMESTAMP].nunique() < 2:
+    if times.empty or times.nunique() < 2:
         return None, "the events carry fewer than two distinct timestamps: no time to split at"
-    t0, history, future = split_at(events, cfg.quantile)
-    warm = set(history[S.NOTE_ID].astype(str))
-    future_pairs = mine_pairs(future, notes, mining)
-    past = set(_unordered(*(mine_pairs(history, notes, mining)[c] for c in (S.NOTE_ID_A, S.NOTE_ID_B))))
+    t0 = times.quantile(cfg.quantile)
+    history_pairs, warm = mine_side(t0, True)
+    future_pairs, _ = mine_side(t0, False)
+    past = set(_unordered(*(history_pairs[c] for c in (S.NOTE_ID_A, S.NOTE_ID_B))))
     a, b = future_pairs[S.NOTE_ID_A].astype(str), future_pairs[S.NOTE_ID_B].astype(str)
     keep = a.isin(warm) & b.isin(warm) & ~_unordered(a, b).isin(past)
     held = future_pairs.loc[keep, [S.NOTE_ID_A, S.NOTE_ID_B, S.SCORE]].reset_index(drop=True)

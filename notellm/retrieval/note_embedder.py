@@ -1,0 +1,155 @@
+"""`NoteEmbedder`: the one callable that embeds a batch of notes, for the local loop and for Spark workers alike.
+
+It holds only the model folder and options, so it pickles small; the model is loaded on first use, once per
+process (a Spark Python worker loads it once and reuses it for every batch it is given). Loading goes through
+`notellm.retrieval.runtime.load_encoder`, the single place a saved model (a NoteLLM folder on PyTorch, or an ONNX
+export on ONNX Runtime) becomes an `Encoder`. Output rows are L2-normalised float32, as `encode_notes` gives them.
+
+Vectors travel as Parquet shards (note_id, embedding: list<float>): `write_vector_shard` / `read_vectors` (which
+also reads a NoteVectors .npz), read by `notellm index build --vectors` (whose index folder seeds Milvus).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from notellm.data import schema as S
+from notellm.data.schema import Note
+from notellm.retrieval.encode import l2_normalize
+from notellm.retrieval.vectors import NoteVectors
+
+EMBEDDING = "embedding"
+NOTE_JSON_FIELDS = (S.NOTE_ID, S.TITLE, S.CONTENT, S.HASHTAGS, S.CATEGORY)
+
+
+@dataclass
+class NoteEmbedder:
+    """Embeds batches of notes with a saved model; an `Encoder` (name, encode) and a batch callable."""
+
+    model_dir: str
+    batch_size: int = 32
+    """Notes per forward pass."""
+    runtime: str | None = None
+    """torch or onnx (`notellm export` folder); None: what the folder is."""
+    threads: int | None = None
+    """CPU threads per process (None: PyTorch's setting)."""
+    bf16: bool | None = None
+    """PyTorch runtime only: bf16 autocast; None = the encoder's default."""
+    name: str = "NoteLLM"
+    _encoder: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_encoder": None}  # ship the recipe to workers, never the loaded model
+
+    @property
+    def encoder(self) -> Any:
+        if self._encoder is None:
+            from notellm.retrieval.runtime import load_encoder
+
+            self._encoder = load_encoder(self.model_dir, self.runtime, batch_size=self.batch_size,
+                                         threads=self.threads, bf16=self.bf16, name=self.name)
+        return self._encoder
+
+    def encode(self, notes: list[Note]) -> np.ndarray:
+        """(n, d) float32 unit rows."""
+        if not notes:
+            return np.zeros((0, 0), np.float32)
+        return l2_normalize(np.asarray(self.encoder.encode(notes), dtype=np.float32))
+
+    __call__ = encode
+
+    def embed_json(self, rows: np.ndarray | list[str]) -> np.ndarray:
+        """Embed notes given as JSON objects (the canonical note fields), the form Spark hands a worker."""
+        return self.encode(notes_from_json(rows))
+
+
+def notes_from_json(rows: np.ndarray | list[str]) -> list[Note]:
+    """JSON note records -> `Note`s, the way `load_notes` + `frame_to_notes` read a data folder."""
+    from notellm.data.store import _as_tag_list, frame_to_notes
+
+    frame = pd.DataFrame([json.loads(r) for r in rows], columns=list(NOTE_JSON_FIELDS))
+    for column in (S.TITLE, S.CONTENT, S.CATEGORY):
+        frame[column] = frame[column].fillna("")
+    frame[S.HASHTAGS] = [_as_tag_list(v) for v in frame[S.HASHTAGS].to_numpy(dtype=object)]
+    return frame_to_notes(frame)
+
+
+def write_vector_shard(vectors: NoteVectors, path: str | Path) -> Path:
+    """One Parquet shard (note_id, embedding) — the layout Spark writes, so one reader serves both."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dim = vectors.dim
+    flat = pa.array(vectors.matrix.reshape(-1), type=pa.float32())
+    table = pa.table({S.NOTE_ID: pa.array(vectors.ids, pa.string()),
+                      EMBEDDING: pa.ListArray.from_arrays(pa.array(np.arange(0, len(vectors) * dim + 1, dim,
+                                                                               dtype=np.int32)), flat)})
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
+    return path
+
+
+def read_vectors(path: str | Path) -> NoteVectors:
+    """NoteVectors from a .npz file, a Parquet shard or a folder of shards (note_id, embedding).
+
+    Raises:
+        FileNotFoundError / ValueError: missing path, no shards, missing columns, ragged or empty embeddings.
+    """
+    path = Path(path)
+    if path.suffix == ".npz":
+        return NoteVectors.load(path)
+    if not path.exists():
+        raise FileNotFoundError(f"vectors not found: {path}")
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    if not files:
+        raise FileNotFoundError(f"{path}: no .parquet vector shards in this folder")
+    ids: list[str] = []
+    parts: list[np.ndarray] = []
+    for file in files:
+        table = pq.read_table(file)
+        missing = [c for c in (S.NOTE_ID, EMBEDDING) if c not in table.column_names]
+        if missing:
+            raise ValueError(f"{file}: not a vector shard, no column(s) {missing} (columns: {table.column_names})")
+        column = table.column(EMBEDDING).combine_chunks()
+        if len(column) == 0:
+            continue
+        if column.null_count:
+            raise ValueError(f"{file}: {column.null_count} rows have no embedding")
+        lengths = np.unique(np.diff(column.offsets.to_numpy()))
+        if len(lengths) != 1 or lengths[0] == 0:
+            raise ValueError(f"{file}: embeddings have sizes {lengths.tolist()}; all rows need the same size")
+        parts.append(column.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, lengths[0]))
+        ids.extend(table.column(S.NOTE_ID).to_pylist())
+    if not parts:
+        raise ValueError(f"{path}: the vector shards hold no rows")
+    dims = {p.shape[1] for p in parts}
+    if len(dims) != 1:
+        raise ValueError(f"{path}: shards mix embedding sizes {sorted(dims)}")
+    return NoteVectors(ids, np.concatenate(parts))
+
+
+def index_from_vectors(notes: list[Note], vectors_path: str | Path, out: str | Path, *, overwrite: bool = False,
+                       info: dict | None = None) -> Path:
+    """An index folder (serve/store.py layout) from precomputed vectors; every note needs a vector.
+
+    Raises:
+        ValueError: a note has no vector in `vectors_path`.
+    """
+    from notellm.serve.store import LocalNoteIndex
+
+    vectors = read_vectors(vectors_path)
+    known = set(vectors.ids)
+    missing = [n.note_id for n in notes if n.note_id not in known]
+    if missing:
+        raise ValueError(f"{vectors_path}: {len(missing)} notes have no vector, e.g. {missing[0]!r}; "
+                         "embed the same data folder")
+    matrix = vectors.subset([n.note_id for n in notes]).matrix
+    return LocalNoteIndex.create(out, notes, matrix, info=info, overwrite=overwrite)
