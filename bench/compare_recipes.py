@@ -38,10 +38,10 @@ def _recall(result: dict) -> dict:
 
 
 def run(recipe: str, out: Path, seconds: float) -> dict:
+    from notellm.pipeline.context import evaluate_scorer
     from rich.console import Console
 
     from notellm.evaluation.protocol import EmbeddingScorer
-    from notellm.pipeline.context import evaluate_scorer
     from notellm.pipeline.quickstart import QuickstartConfig, _train, prepare_data, train_config
     from notellm.pipeline.stages import StageRunner
     from notellm.retrieval.encode import encode_notes

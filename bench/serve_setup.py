@@ -22,8 +22,6 @@ from notellm.machine import cpu_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NOTELLM_SHARED", REPO.parent / "shared"))
-# the `serve` and `index` commands alone, so the benchmark does not depend on other areas' CLI modules
-CLI = "import typer; from notellm.cli.serve import register; app = typer.Typer(); register(app); app()"
 
 
 def machine() -> dict:
@@ -82,7 +80,7 @@ def start_server(model_dir: Path, index_dir: Path, port: int, extra: list[str] =
                  log: Path | None = None) -> subprocess.Popen:
     """`notellm serve` as a subprocess on 127.0.0.1:port; returns once /health answers."""
     env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1")
-    args = [sys.executable, "-c", CLI, "serve", "--model", str(model_dir), "--index", str(index_dir),
+    args = [sys.executable, "-m", "notellm.cli", "serve", "--model", str(model_dir), "--index", str(index_dir),
             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *extra]
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(args, env=env, stdout=out, stderr=out)

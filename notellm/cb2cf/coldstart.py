@@ -21,6 +21,7 @@ from scipy.stats import rankdata
 from notellm.cb2cf.model import CB2CFConfig
 from notellm.cb2cf.train import TrainLog, fit_from_events
 from notellm.data import schema as S
+from notellm.retrieval.exact import l2_normalize, top_k
 
 
 @dataclass
@@ -62,7 +63,7 @@ def retrieval_metrics(unit: np.ndarray, queries: list[int], truth: list[set[int]
     for q, true in zip(queries, truth):
         sims = unit @ unit[q]  # (N,)
         sims[q] = -np.inf
-        order = np.argsort(-sims, kind="stable")
+        order = top_k(sims, max(ks))
         is_true = np.zeros(len(sims), dtype=bool)
         is_true[list(true)] = True
         for k in ks:
@@ -112,7 +113,7 @@ def evaluate_cold_start(
     train_events = events_df[~events_df[S.NOTE_ID].astype(str).isin(cold_ids)]
     model, log = fit_from_events(text, note_ids, train_events, cfg, image=image, progress=progress)
     learned = model.embed(text, image)
-    content = text / np.maximum(np.linalg.norm(text, axis=1, keepdims=True), 1e-12)
+    content = l2_normalize(text)
     queries = cold.tolist()
     truth = [truth_all[r] for r in queries]
     metrics = {

@@ -3,7 +3,7 @@
 The user × item matrix X is binary (a user engaged with a note at least once). Co-occurrence C = XᵀX (scipy
 sparse). Similarity is `count` (C_ij) or `cosine` (C_ij / √(n_i n_j), n_i = users of item i). Only items engaged by
 at least `min_users` users take part on either side: their CF statistics are reliable, which is the point of CB2CF
-(learn content → CF similarity on head items, apply it to cold ones; method notes §3.2–3.4).
+(learn content → CF similarity on head items, apply it to cold ones; docs/method.md §9).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from notellm.data.cooccurrence import cooccurrence, cosine, user_note_matrix
+from notellm.data.store import cooccurrence, cosine, user_note_matrix
 
 
 def itemcf_pairs(

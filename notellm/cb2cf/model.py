@@ -2,7 +2,7 @@
 
 One tower, shared by both items of a pair: [text features ; optional image features] → LayerNorm → MLP → d →
 L2-normalise → augment. The augmented vector z = [u, 1] / √2 makes ⟨z_a, z_b⟩ = (1 + cos(u_a, u_b)) / 2 ∈ [0, 1],
-which is used directly as the pair probability in binary cross-entropy (method notes §3.3).
+which is used directly as the pair probability in binary cross-entropy (docs/method.md §9).
 
 `embed` returns the unit vectors u (d) by default: that is what cosine retrieval wants and what SSD takes (SSD adds
 its own constant dimension); `augmented=True` gives z (d + 1).

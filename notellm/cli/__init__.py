@@ -1,7 +1,8 @@
-"""The `notellm` command line: one typer app, one sub-module per area of the data flow.
+"""The `notellm` command line: one typer app, one sub-module per area of the package (cli/<area>.py).
 
 Each area module exposes `register(app)`, which adds its commands or sub-apps. Modules are imported here, not
 lazily, so `notellm --help` lists everything; heavy libraries (torch, transformers) are imported inside commands.
+Every command follows one convention (errors, exit codes, `--config` + `--set key=value`): see cli/common.py.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ import importlib
 
 import typer
 
-# Order = the data flow: import/mine -> train -> evaluate -> rerank/feed -> export -> serve.
-AREAS = ("data", "train", "evaluate", "rerank", "export", "serve")
+# Order = the data flow: import/mine -> train (or all of it: quickstart) -> evaluate -> embed -> report ->
+# rerank/feed/cb2cf -> export -> serve.
+AREAS = ("data", "train", "pipeline", "evaluate", "retrieval", "report", "rerank", "feed", "cb2cf", "export",
+         "serve")
 
 
 def build_app() -> typer.Typer:

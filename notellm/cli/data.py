@@ -11,34 +11,15 @@ notellm data stats notellm-data/stackexchange
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)  # errors stay on one line, greppable in logs
+from notellm.cli.common import console, friendly
+
 DEFAULT_ROOT = Path("notellm-data")
-
-
-def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the data layer's expected errors into a one-line red message and exit code 1 (no traceback)."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from notellm.data.readers import DataFileError
-
-        try:
-            return func(*args, **kwargs)
-        except (DataFileError, FileNotFoundError, ValueError) as exc:
-            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-            raise typer.Exit(1) from exc
-
-    return wrapper
 
 
 def _print_report(report: Any) -> None:
@@ -55,7 +36,7 @@ data_app = typer.Typer(help="Inspect a notellm data folder.", no_args_is_help=Tr
 
 
 @import_app.command("files")
-@_friendly
+@friendly
 def import_files_cmd(
     notes: Annotated[
         Path,
@@ -76,7 +57,7 @@ def import_files_cmd(
     ] = "reject",
 ) -> None:
     """Validate your own notes (and events) files and write them as a data folder; bad rows go to rejects/."""
-    from notellm.data.importing import import_files
+    from notellm.data.store import import_files
 
     if on_bad_bytes not in ("reject", "replace"):
         raise ValueError(f"--on-bad-bytes must be 'reject' or 'replace', got {on_bad_bytes!r}")
@@ -87,7 +68,7 @@ def import_files_cmd(
 
 
 @import_app.command("stackexchange")
-@_friendly
+@friendly
 def import_stackexchange_cmd(
     site_dirs: Annotated[
         list[Path], typer.Argument(help="Site folders (beer.stackexchange.com, ...) or a folder holding several.")
@@ -98,7 +79,7 @@ def import_stackexchange_cmd(
     ] = "none",
 ) -> None:
     """Import Stack Exchange dumps: questions as notes, ask/answer/comment as events, PostLinks as links."""
-    from notellm.data.stackexchange import import_stackexchange
+    from notellm.data.store import import_stackexchange
 
     report = import_stackexchange(site_dirs, out, category_level2=category_level2)  # type: ignore[arg-type]
     _print_report(report)
@@ -145,10 +126,7 @@ def mine_cmd(
              "a table name (user_id, note_id, timestamp [, action, weight]).")] = None,
 ) -> None:
     """Mine co-occurrence pairs (s(A→B) = Σ 1/N_u), split them by note, write pairs.parquet, update the manifest."""
-    from notellm.data.mining import MiningConfig
-    from notellm.data.prepare import mine_and_split
-    from notellm.data.splits import SplitConfig
-    from notellm.data.stats import kv_table
+    from notellm.data.store import MiningConfig, SplitConfig, WarmHoldoutConfig, kv_table, mine_and_split
 
     mining = MiningConfig(
         window=window or None,
@@ -174,8 +152,6 @@ def mine_cmd(
     duckdb = DuckDBSettings(memory_limit=duckdb_memory_limit, temp_directory=duckdb_temp_dir)
     spark = SparkSettings(master=spark_master, conf=parse_conf(spark_conf), events=events)
     split = SplitConfig(val_frac=val_frac, test_frac=test_frac, seed=seed, method=split_method)  # type: ignore[arg-type]
-    from notellm.data.warm import WarmHoldoutConfig
-
     warm = WarmHoldoutConfig(quantile=warm_quantile) if warm_quantile else None
     section = mine_and_split(data_dir, mining, split, warm_cfg=warm, engine=engine, duckdb=duckdb, spark=spark)
     console.print(kv_table("mining", section["stats"]))
@@ -190,13 +166,13 @@ def mine_cmd(
 
 
 @data_app.command("stats")
-@_friendly
+@friendly
 def stats_cmd(
     data_dir: Annotated[Path, typer.Argument(help="A notellm data folder.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON instead of tables.")] = False,
 ) -> None:
     """Notes, users, events, pairs per split, pairs per note, top categories and hashtags, links."""
-    from notellm.data.stats import data_stats, stats_tables
+    from notellm.data.store import data_stats, stats_tables
 
     stats = data_stats(data_dir)
     if as_json:
@@ -210,4 +186,4 @@ def register(app: typer.Typer) -> None:
     """Add `import`, `data` and `mine` to the notellm app."""
     app.add_typer(import_app, name="import")
     app.add_typer(data_app, name="data")
-    app.command("mine")(_friendly(mine_cmd))
+    app.command("mine")(friendly(mine_cmd))

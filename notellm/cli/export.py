@@ -17,12 +17,10 @@ from typing import Annotated
 
 import typer
 
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+from notellm.cli.common import fail, friendly
 
 
+@friendly
 def export(
     model: Annotated[Path, typer.Argument(help="Saved NoteLLM folder, or an fp32 ONNX export to quantise (int8).")],
     out: Annotated[Path, typer.Option(help="Folder to write (model.onnx, tokenizer, notellm_onnx.json).")],
@@ -40,7 +38,7 @@ def export(
     from notellm.export import ExportCheckError, OnnxExportConfig, export_onnx, is_onnx_export
 
     if format_ != "onnx":
-        _fail(f"--format must be onnx, got {format_!r}")
+        fail(f"--format must be onnx, got {format_!r}")
     if is_onnx_export(model):
         _quantize_existing(model, out, data, quantize, check_notes, overwrite)
         return
@@ -53,8 +51,8 @@ def export(
         note_llm = NoteLLM.from_pretrained(model).eval()
         notes = frame_to_notes(load_notes(data))
         meta = export_onnx(note_llm, notes, out, cfg, overwrite=overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError, ExportCheckError) as exc:
-        _fail(str(exc))
+    except ExportCheckError as exc:  # the graph disagrees with PyTorch: the export is refused (exit 1)
+        fail(str(exc))
     check = meta["check"]
     typer.echo(f"exported {cfg.precision} ONNX to {out} (checked on {check['notes']} notes: max |cosine diff| "
                f"{max(check['max_abs_pairwise_cosine_diff'], check['max_self_cosine_gap']):.2e} vs PyTorch fp32)")
@@ -83,12 +81,12 @@ def _quantize_existing(src: Path, out: Path, data: Path, quantize: str, check_no
     from notellm.export.onnx import quantize_export
 
     if quantize != "int8":
-        _fail(f"{src} is already an ONNX export: only --quantize int8 applies to it")
+        fail(f"{src} is already an ONNX export: only --quantize int8 applies to it")
     try:
         meta = quantize_export(src, frame_to_notes(load_notes(data)), out,
                                OnnxExportConfig(quantize="int8", check_notes=check_notes), overwrite=overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError, ExportCheckError) as exc:
-        _fail(str(exc))
+    except ExportCheckError as exc:  # the graph disagrees with PyTorch: the export is refused (exit 1)
+        fail(str(exc))
     check = meta["check"]
     typer.echo(f"quantised {src} to int8 in {out} (checked on {check['notes']} notes: max |cosine diff| "
                f"{max(check['max_abs_pairwise_cosine_diff'], check['max_self_cosine_gap']):.2e} vs its fp32 graph); "

@@ -15,6 +15,8 @@ from typing import Annotated
 
 import typer
 
+from notellm.cli.common import ConfigFile, DataDir, Set, fail, friendly
+
 RUNTIME_HELP = ("torch (a NoteLLM folder) or onnx (a `notellm export` folder); default: what the --model folder "
                 "is.")
 THREADS_HELP = "CPU threads for embedding (default: PyTorch's setting, i.e. OMP_NUM_THREADS or all cores)."
@@ -22,15 +24,11 @@ THREADS_HELP = "CPU threads for embedding (default: PyTorch's setting, i.e. OMP_
 index_app = typer.Typer(help="Build the index the service serves.", no_args_is_help=True)
 
 
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
-
-
 @index_app.command("build")
+@friendly
 def build(
     model: Annotated[Path, typer.Option(help="Saved NoteLLM folder, or an ONNX export (`notellm export`).")],
-    data: Annotated[Path, typer.Option(help="Data folder with notes.parquet (`notellm import ...`).")],
+    data: DataDir,
     out: Annotated[Path, typer.Option(help="Index folder to write.")],
     batch_size: Annotated[int, typer.Option(help="Notes per model forward pass.")] = 32,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing index folder.")] = False,
@@ -59,10 +57,11 @@ def build(
         path = build_index(encoder, notes, out, overwrite=overwrite,
                            info={"model": str(model.resolve()), "data": str(data.resolve())})
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     typer.echo(f"indexed {len(notes)} notes into {path}")
 
 
+@friendly
 def serve(
     model: Annotated[Path, typer.Option(help="Saved NoteLLM folder, or an ONNX export (`notellm export`).")],
     index: Annotated[Path | None, typer.Option(help="Index folder from `notellm index build` (seeds Milvus).")] = None,
@@ -70,8 +69,8 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     backend: Annotated[str, typer.Option(help="faiss (local durable store) or milvus.")] = "faiss",
     milvus_uri: Annotated[str | None, typer.Option(help="Milvus URI (http://host:19530) or milvus-lite file.")] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML/JSON file of ServeConfig fields.")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a ServeConfig field: key=value.")] = None,
+    config: ConfigFile = None,
+    set_: Set = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     runtime: Annotated[str | None, typer.Option(help=RUNTIME_HELP)] = None,
     threads: Annotated[int | None, typer.Option(help=THREADS_HELP)] = None,
@@ -84,7 +83,7 @@ def serve(
     """Serve related notes, live note updates, embeddings and generation over HTTP (OpenAPI at /docs)."""
     import uvicorn
 
-    from notellm.config import ConfigError, load_config
+    from notellm.config import load_config
     from notellm.data.schema import Note
     from notellm.retrieval.runtime import load_encoder
     from notellm.serve.app import create_app
@@ -93,20 +92,17 @@ def serve(
     from notellm.serve.generator import LazyGenerator
 
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO))
-    try:
-        cfg = load_config(ServeConfig, config, set_ or [])
-        cfg.allowed_hosts.append(host)  # the bound interface answers under its own name (security.py)
-        encoder = load_encoder(model, runtime, batch_size=cfg.embed_batch_size, threads=threads)
-        generator = LazyGenerator(generate_model) if generate_model else getattr(encoder, "model", None)
-        notes = open_index(backend, index, milvus_uri=milvus_uri, milvus_collection=cfg.milvus_collection,
-                           compact_every=cfg.compact_every)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
+    cfg = load_config(ServeConfig, config, set_ or [])
+    cfg.allowed_hosts.append(host)  # the bound interface answers under its own name (security.py)
+    encoder = load_encoder(model, runtime, batch_size=cfg.embed_batch_size, threads=threads)
+    generator = LazyGenerator(generate_model) if generate_model else getattr(encoder, "model", None)
+    notes = open_index(backend, index, milvus_uri=milvus_uri, milvus_collection=cfg.milvus_collection,
+                       compact_every=cfg.compact_every)
     try:
         dim = encoder.encode([Note(note_id="probe", title="probe", content="")]).shape[1]
         if dim != notes.dim:
-            _fail(f"the model embeds into {dim} dims but the index holds {notes.dim}-dim vectors; "
-                  "rebuild the index with this model (`notellm index build`)")
+            fail(f"the model embeds into {dim} dims but the index holds {notes.dim}-dim vectors; "
+                 "rebuild the index with this model (`notellm index build`)")
         logging.getLogger(__name__).info("embedding on %s (%s)%s", encoder.runtime, encoder.precision,
                                          "; /generate enabled" if generator is not None else "; /generate disabled")
         app = create_app(notes, encoder, cfg, model_name=model.name, generator=generator)

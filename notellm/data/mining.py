@@ -1,4 +1,4 @@
-"""Co-occurrence pair mining (method §3): s(A→B) = Σ_users 1/N_u, bounds [l, u], top t per source note.
+"""Co-occurrence pair mining (docs/method.md §1): s(A→B) = Σ_users 1/N_u, bounds [l, u], top t per source note.
 
 For every user u whose log holds an A-then-B event (B among the next `window` interactions after A, and/or at most
 `max_gap` later), s(A→B) gains 1/N_u, where N_u is the number of DISTINCT notes u engaged with in the (action-
@@ -349,7 +349,7 @@ def mine_pairs_with_stats(
 
 
 def mine_pairs(events_df: pd.DataFrame, notes_df: pd.DataFrame, cfg: MiningConfig) -> pd.DataFrame:
-    """Mine related-note pairs from a behaviour log (method §3; the choices are in the module docstring).
+    """Mine related-note pairs from a behaviour log (docs/method.md §1; the choices are in the module docstring).
 
     Args:
         events_df: user_id, note_id, timestamp [, action, weight]; events on notes absent from `notes_df` are

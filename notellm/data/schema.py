@@ -7,7 +7,10 @@ string note ids are the only identity that crosses files.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 # --- file names inside a data folder -------------------------------------------------------------------------
 NOTES_FILE = "notes.parquet"
@@ -61,3 +64,33 @@ class Note:
     @property
     def category_levels(self) -> tuple[str, ...]:
         return tuple(level for level in self.category.split(CATEGORY_SEPARATOR) if level)
+
+    # --- the one Note <-> dict codec (notes frames, a service's log and API, any JSON store) -----------------
+    def to_dict(self, extra: Iterable[str] | None = None) -> dict[str, Any]:
+        """The canonical fields (hashtags as a list) plus `extra`: all of `Note.extra` (None) or only the named keys
+        that the note has. JSON-able whenever the extras are."""
+        row: dict[str, Any] = {NOTE_ID: self.note_id, TITLE: self.title, CONTENT: self.content,
+                               HASHTAGS: list(self.hashtags), CATEGORY: self.category}
+        kept = self.extra if extra is None else {k: self.extra[k] for k in extra if k in self.extra}
+        row.update({k: v for k, v in kept.items() if k not in NOTE_REQUIRED})
+        return row
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], extra: Iterable[str] | None = None) -> Note:
+        """The inverse of `to_dict`: `note_id` is required, the other canonical fields default to empty; every other
+        key goes to `Note.extra` (None) or only the named ones. Hashtags may be a list, tuple, array or missing."""
+        if data.get(NOTE_ID) is None:
+            raise ValueError(f"a note needs a {NOTE_ID!r}; got keys {sorted(data)}")
+        keys = [k for k in data if k not in NOTE_REQUIRED] if extra is None else [k for k in extra if k in data]
+        return cls(note_id=str(data[NOTE_ID]), title=str(data.get(TITLE, "")), content=str(data.get(CONTENT, "")),
+                   hashtags=tag_tuple(data.get(HASHTAGS)), category=str(data.get(CATEGORY, "")),
+                   extra={k: data[k] for k in keys})
+
+
+def tag_tuple(value: Any) -> tuple[str, ...]:
+    """Hashtags as read from any store: a list, tuple or array of strings; None / NaN (a missing cell) -> ()."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ()
+    if isinstance(value, (str, bytes)):  # would iterate characters; a store keeping JSON text must decode it first
+        raise ValueError(f"hashtags must be a list of strings, got the string {value!r}")
+    return tuple(str(v) for v in value)

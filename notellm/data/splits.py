@@ -118,7 +118,7 @@ def assign_pair_splits(pairs_df: pd.DataFrame, note_splits: pd.Series) -> tuple[
 
 
 def dedup_pairs_code_rule(pairs_df: pd.DataFrame, known_note_ids: set[str] | None = None) -> pd.DataFrame:
-    """The official evaluation's pair de-duplication (method §6.1, `eval_recall.py`).
+    """The official evaluation's pair de-duplication (docs/method.md §5.2, `eval_recall.py`).
 
     Pairs are read in order; a pair is accepted only if neither of its notes appeared (as query or ground truth)
     in an earlier ACCEPTED pair, and, when `known_note_ids` is given (notes that have embeddings), both notes are

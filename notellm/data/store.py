@@ -10,24 +10,32 @@ A data folder holds `notes.parquet`, `events.parquet`, optionally `links.parquet
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pandas as pd
 
 from notellm.data import schema as S
-from notellm.data.artifacts import read_manifest
+from notellm.data.artifacts import read_manifest, write_parquet
+from notellm.data.cooccurrence import cooccurrence, cosine, user_note_matrix
 from notellm.data.importing import ImportReport, import_files
 from notellm.data.mining import MiningConfig, mine_pairs
 from notellm.data.prepare import mine_and_split
+from notellm.data.readers import DataFileError, read_table
 from notellm.data.splits import SplitConfig, assign_pair_splits, dedup_pairs_code_rule, split_notes
 from notellm.data.stackexchange import import_stackexchange
+from notellm.data.stats import data_stats, kv_table, stats_tables
+from notellm.data.warm import WarmHoldoutConfig
 
 __all__ = [
+    "DataFileError",
     "ImportReport",
     "MiningConfig",
     "SplitConfig",
+    "WarmHoldoutConfig",
     "assign_pair_splits",
+    "cooccurrence",
+    "cosine",
+    "data_stats",
     "dedup_pairs_code_rule",
     "frame_to_notes",
     "import_files",
@@ -40,8 +48,13 @@ __all__ = [
     "mine_and_split",
     "mine_pairs",
     "notes_to_frame",
+    "kv_table",
     "read_manifest",
+    "read_table",
     "split_notes",
+    "stats_tables",
+    "user_note_matrix",
+    "write_parquet",
 ]
 
 
@@ -52,18 +65,12 @@ def _read(data_dir: str | Path, name: str, hint: str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def _as_tag_list(value) -> list[str]:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return []
-    return [str(v) for v in value]
-
-
 def load_notes(data_dir: str | Path) -> pd.DataFrame:
     """Notes of a data folder: note_id, title, content, hashtags (list[str]), category, [created_at], extras."""
     df = _read(
         data_dir, S.NOTES_FILE, "import data first with `notellm import files` or `notellm import stackexchange`"
     )
-    df[S.HASHTAGS] = [_as_tag_list(v) for v in df[S.HASHTAGS].to_numpy(dtype=object)]
+    df[S.HASHTAGS] = [list(S.tag_tuple(v)) for v in df[S.HASHTAGS].to_numpy(dtype=object)]
     return df
 
 
@@ -99,36 +106,12 @@ def frame_to_notes(df: pd.DataFrame) -> list[S.Note]:
     missing = [c for c in S.NOTE_REQUIRED if c not in df.columns]
     if missing:
         raise ValueError(f"notes frame lacks column(s) {missing}")
-    extra_cols = [c for c in df.columns if c not in S.NOTE_REQUIRED]
-    notes = []
-    for rec in df.to_dict(orient="records"):
-        extra = {c: rec[c] for c in extra_cols}
-        notes.append(
-            S.Note(
-                note_id=str(rec[S.NOTE_ID]),
-                title=str(rec[S.TITLE]),
-                content=str(rec[S.CONTENT]),
-                hashtags=tuple(_as_tag_list(rec[S.HASHTAGS])),
-                category=str(rec[S.CATEGORY]),
-                extra=extra,
-            )
-        )
-    return notes
+    return [S.Note.from_dict(rec) for rec in df.to_dict(orient="records")]
 
 
 def notes_to_frame(notes: list[S.Note]) -> pd.DataFrame:
     """`Note`s as a canonical notes frame; `Note.extra` keys become columns."""
-    rows = []
-    for note in notes:
-        row = {
-            S.NOTE_ID: note.note_id,
-            S.TITLE: note.title,
-            S.CONTENT: note.content,
-            S.HASHTAGS: list(note.hashtags),
-            S.CATEGORY: note.category,
-        }
-        row.update(note.extra)
-        rows.append(row)
+    rows = [note.to_dict() for note in notes]
     if not rows:
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in S.NOTE_REQUIRED})
     return pd.DataFrame(rows)

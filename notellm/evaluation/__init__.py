@@ -1,5 +1,5 @@
-"""Evaluation: ranking metrics, the §6.1 I2I protocol (paper and code rules), bootstrap intervals, embedding-space
-health, generation metrics and baselines, and the harness the pipelines compose (`harness.py`).
+"""Evaluation: ranking metrics, the I2I protocol (docs/method.md §5.2; paper and code rules), bootstrap intervals,
+embedding-space health, generation metrics and baselines, and the harness the pipelines compose (`harness.py`).
 
 Heavy baselines (zero-shot LLMs, SentenceBERT) live in their own modules and import torch lazily.
 """

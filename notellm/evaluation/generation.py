@@ -1,6 +1,6 @@
-"""Generation metrics of notellm-method.md §6.2: category Acc / illusory rate, hashtag BLEU-4 and ROUGE-1/2/L F1.
+"""Generation metrics of docs/method.md §5.3: category Acc / illusory rate, hashtag BLEU-4 and ROUGE-1/2/L F1.
 
-Choices (documented because the official code gets BLEU's reference shape wrong, §6.2 caveat):
+Choices (documented because the official code gets BLEU's reference shape wrong):
 - Text is segmented first: jieba for text containing CJK characters, lower-cased word/punctuation tokens
   otherwise; the tokens are space-joined and handed to sacrebleu with `tokenize="none"`, and to rouge-score with
   the same segmenter as its tokenizer (rouge-score's default tokenizer drops every non-ASCII character).

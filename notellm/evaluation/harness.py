@@ -2,7 +2,7 @@
 
 `EvalContext.from_data_dir(dir)` loads notes, events, pairs and links once and fixes:
 - the test pool = the notes the split put in `test` (`note_splits.parquet`), i.e. notes never seen in training
-  (the paper's pool is also disjoint from training notes, §3);
+  (the paper's pool is also disjoint from training notes, docs/method.md §1);
 - the test pairs (queries), the explicit links inside the pool, the breakdown buckets, and the training events
   (events on train-split notes, for ItemCF).
 `evaluate_scorer(ctx, scorer)` then runs the paper rule, the code rule and the links check for one method and
@@ -49,7 +49,7 @@ class WarmEval:
 
     @classmethod
     def load(cls, data_dir: Path, events: pd.DataFrame | None, note_ids: set[str]) -> WarmEval | None:
-        from notellm.data.artifacts import read_manifest
+        from notellm.data.store import read_manifest
 
         path = data_dir / S.WARM_PAIRS_FILE
         t0 = read_manifest(data_dir).get("mining", {}).get("warm_holdout", {}).get("t0")

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from notellm.data.cooccurrence import cooccurrence, cosine, user_note_matrix
 from notellm.data.schema import NOTE_ID
+from notellm.data.store import cooccurrence, cosine, user_note_matrix
 
 
 class ItemCFScorer:

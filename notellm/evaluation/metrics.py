@@ -4,7 +4,8 @@ Every metric takes the target's *rank interval*: `greater[i]` candidates score s
 truth and `ties[i]` other candidates score exactly the same. Ties are broken uniformly at random, and the metrics are
 the exact expectation over that tie-break (hand-written: no library scores tied ranks this way). This matters for
 scorers with many equal scores (BM25 without shared words, ItemCF on cold notes) and is identical to the plain
-definition when there are no ties. Ranks are 0-based: a hit at K means rank < K (§6.1, `eval_recall.py`).
+definition when there are no ties. Ranks are 0-based: a hit at K means rank < K (docs/method.md §5.2,
+`eval_recall.py`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The I2I retrieval protocol of notellm-method.md §6.1, under both candidate-pool rules, with breakdowns.
+"""The I2I retrieval protocol of docs/method.md §5.2, under both candidate-pool rules, with breakdowns.
 
-Two rules (the paper and the official code disagree, §10.7; we report both):
+Two rules (the paper and the official code disagree, docs/method.md §7; we report both):
 - `paper`: every test pair (a, b) with both notes in the pool is one query; a is the target, b the ground truth;
   candidates = every pool note except a. A note may be a query several times.
 - `code` (`eval_recall.py`): pairs are read in file order and accepted only if neither note appeared in an earlier

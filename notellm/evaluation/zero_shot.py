@@ -1,4 +1,4 @@
-"""Zero-shot LLM baselines of notellm-method.md §8: the raw backbone's last-token state, with or without a prompt.
+"""Zero-shot LLM baselines of docs/method.md §5.4: the raw backbone's last-token state, with or without a prompt.
 
 - `LastTokenEncoder(prompt=None)`: "LLaMA 2 zero-shot": the note text alone, last-token hidden state.
 - `LastTokenEncoder(prompt=PROMPT_EOL)`: "PromptEOL zero-shot": `This sentence: "X" means in one word: "`, the

@@ -32,6 +32,7 @@ from notellm.data import schema as S
 from notellm.feed.users import candidates_for, split_users
 from notellm.rerank.api import METHODS, rerank_batch
 from notellm.rerank.metrics import batch_diversity
+from notellm.retrieval.exact import l2_normalize
 
 PARAM_OF = {"none": None, "mmr": "lam", "dpp": "theta", "dpp_window": "theta", "ssd": "gamma", "ssd_star": "theta"}
 
@@ -189,7 +190,7 @@ def evaluate_feeds(
     for col in (S.NOTE_ID, S.CATEGORY):
         if col not in notes_df.columns:
             raise ValueError(f"notes_df has no {col!r} column")
-    unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    unit = l2_normalize(emb)
     row_of = {str(n): i for i, n in enumerate(note_ids)}
     meta = notes_df.assign(**{S.NOTE_ID: notes_df[S.NOTE_ID].astype(str)}).set_index(S.NOTE_ID)
     ids = [str(n) for n in note_ids]

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from notellm.data import schema as S
+from notellm.retrieval.exact import top_k
 
 
 @dataclass
@@ -76,8 +77,7 @@ def candidates_for(
         best = sims.max(axis=0)
         best[user.history] = -np.inf
         n_valid = n_notes - len(np.unique(user.history))
-        top = np.argpartition(-best, n - 1)[:n] if n < n_notes else np.arange(n_notes)
-        top = top[np.argsort(-best[top], kind="stable")]
+        top = top_k(best, n)
         rows[u], scores[u] = top, best[top]
         if n_valid < n:  # tiny pools: history rows were the only way to fill n; keep them excluded (-inf)
             scores[u, n_valid:] = -np.inf

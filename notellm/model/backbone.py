@@ -13,7 +13,8 @@ Choices made here:
   sibling directory and renamed into place, so a killed conversion never leaves a half-written cache.
 - Any other string is a path to a local HF causal-LM directory (Llama, Qwen2, Gemma3 families) and is used as is.
 - `create_tiny_backbone` writes a seeded, randomly initialised 2-layer Llama that uses the real SmolLM2 tokenizer: the
-  preset for tests and `configs/tiny.yaml`. Only the tokenizer is converted for it (cached too), not the 135M model.
+  preset for tests and `notellm/configs/tiny.yaml`. Only the tokenizer is converted for it (cached too), not the
+  135M model.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Collation: related-note pairs -> one right-padded `Batch` of 2B sequences; note id lists -> embedding batches.
 
-Layout (method doc §4.2, §11.3): rows [A_1..A_B, B_1..B_B], so row i and row i+B are partners. Each note sequence is
+Layout (docs/method.md §4.2): rows [A_1..A_B, B_1..B_B], so row i and row i+B are partners. Each note sequence is
 used once, for both its embedding (GCL) and its generation loss (CSFT).
 
 Choices made here:

@@ -1,6 +1,6 @@
 """NoteLLM: a causal LM that compresses a note into the hidden state before [EMB], plus a projection and a scale.
 
-Choices made here (method doc §2.3, §4.2, §11.2):
+Choices made here (docs/method.md §2, §3, §4.2):
 - Embedding = last-layer hidden state after the final norm at the token before [EMB] -> bias-free linear
   projection hidden -> d -> L2 normalisation. d defaults to 128 (paper; the code uses 64).
 - `tau` is a learnable scalar initialised to 3; the contrastive scale is `logit_scale = exp(tau)` (~20.1).
@@ -47,7 +47,7 @@ HEAD_FILE = "notellm_head.safetensors"
 META_FILE = "notellm.json"
 BACKBONE_DIR = "backbone"
 ADAPTER_DIR = "adapter"
-REPETITION_PENALTY = 1.2  # §6.2, the official generation script
+REPETITION_PENALTY = 1.2  # the official generation script (docs/method.md §5.3)
 MIN_SHARED_PREFIX = 8  # shorter common prefixes are not worth a second decoder call
 
 
@@ -58,6 +58,8 @@ def common_prefix_length(id_lists: list[list[int]]) -> int:
     while n < limit and all(ids[n] == id_lists[0][n] for ids in id_lists):
         n += 1
     return n
+
+
 CONSTRAINED_BEAMS = 4  # paths kept by length-normalised constrained decoding (`scoring="beam"`)
 ConstrainedScoring = Literal["greedy", "beam"]
 
@@ -273,7 +275,7 @@ class NoteLLM(nn.Module):
     def embed(
         self, notes: list[Note] | Note, batch_size: int = 32, progress: bool = False, autocast: bool = False
     ) -> np.ndarray:
-        """Note embeddings (N, d) float32, L2-normalised, from the category-prompt prefix (§2.3).
+        """Note embeddings (N, d) float32, L2-normalised, from the category-prompt prefix (docs/method.md §3).
 
         Args:
             notes: Notes (or one note, giving shape (1, d)).

@@ -2,9 +2,9 @@
 
     [BOS]<instruction> <note> The compression word is: "[EMB]". <guidance> <output>.[EOS]
 
-Choices made here (method doc §2, §10):
+Choices made here (docs/method.md §2, §7):
 - Two templates. `en` (default) follows the paper's §2.1 wording, instruction prefix included; `zh` is the official
-  code's short Chinese form (§2.2), no instruction prefix. Both have a category and a hashtag ("topics") variant.
+  code's short Chinese form, no instruction prefix. Both have a category and a hashtag ("topics") variant.
 - Every sequence is built from token ids by concatenating separately tokenised pieces. Only the first piece is
   tokenised as the start of a text (with BOS if the tokenizer uses one); every later piece is tokenised as a
   continuation (no BOS, no SentencePiece dummy prefix "▁"). The embedding input is therefore a token-for-token

@@ -6,9 +6,9 @@
 Every stage is cached (`stages.py`): a second run with the same inputs skips finished stages, so an interrupted run
 resumes and a finished one only re-renders the report. The run folder holds `data/` (the imported, mined data),
 `runs/<name>/` (training runs), `vectors/` (pool embeddings per method), `model` (the trained NoteLLM, a link to
-`runs/notellm/model`), `vectors.npz` (all notes), `faiss/` (a `VectorIndex` of them), `index/` (the service's
-durable index, for `notellm serve --model OUT/model --index OUT/index`), `metrics.json`, `report.md`,
-`report.html`.
+`runs/notellm/model`), `vectors.npz` (all notes), `faiss/` (a `VectorIndex` of them, retrieval/index.py),
+`index/` (the service's durable index, for `notellm serve --model OUT/model --index OUT/index`), `metrics.json`,
+`report.md`, `report.html`.
 
 Time budget (`budget_minutes`, wall clock on this machine): the training runs get fixed shares (`plan_budget`)
 and stop cleanly at their share (`train.max_seconds`); the remainder is reserved for import, mining, embedding,
@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from rich.console import Console
 
@@ -36,8 +35,6 @@ from notellm.evaluation.harness import EvalContext, evaluate_scorer, generation_
 from notellm.pipeline.runinfo import loadavg, machine_info
 from notellm.pipeline.stages import StageRunner
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PRESETS = {"smollm2-135m": "smollm2_135m.yaml", "gemma3-270m": "gemma3_270m.yaml", "tiny": "tiny.yaml"}
 MAIN = "NoteLLM"
 NO_CSFT = "NoteLLM w/o CSFT (PromptEOL+CSE)"
 NO_GCL = "NoteLLM w/o GCL (CSFT only)"
@@ -60,7 +57,8 @@ class QuickstartConfig:
     model: str = "smollm2-135m"
     """Backbone name (smollm2-135m, gemma3-270m, tiny) or a local Hugging Face causal-LM folder."""
     config: str | None = None
-    """Training YAML (model: + train: sections); default: configs/<preset>.yaml for a packaged backbone."""
+    """Training YAML (model: + train: sections); default: the preset shipped for a packaged backbone
+    (notellm/configs/, see `notellm.configs.PRESETS`)."""
     overrides: list[str] = field(default_factory=list)
     """`section.key=value` overrides for the training config (e.g. train.batch_pairs=4)."""
     budget_minutes: float = 30.0
@@ -102,13 +100,16 @@ class QuickstartConfig:
 
 
 def default_stackexchange_dir() -> Path:
-    """The shipped data: ../shared/data/stackexchange next to the repo (or the working directory)."""
-    for base in (REPO_ROOT.parent, Path.cwd().parent, Path.cwd()):
-        candidate = base / "shared" / "data" / "stackexchange"
+    """The shipped data: $NOTELLM_SHARED/data/stackexchange, else shared/data/stackexchange beside or in the
+    working directory (a checkout's `../shared`)."""
+    bases = [Path(os.environ["NOTELLM_SHARED"])] if os.environ.get("NOTELLM_SHARED") else []
+    bases += [Path.cwd().parent / "shared", Path.cwd() / "shared"]
+    for base in bases:
+        candidate = base / "data" / "stackexchange"
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError("shipped Stack Exchange data not found at ../shared/data/stackexchange; "
-                            "pass --stackexchange DIR or --notes F --events F")
+    raise FileNotFoundError("shipped Stack Exchange data not found at ../shared/data/stackexchange (or "
+                            "$NOTELLM_SHARED/data/stackexchange); pass --stackexchange DIR or --notes F --events F")
 
 
 def plan_budget(total_seconds: float, skip_baselines: bool) -> dict[str, float]:
@@ -138,7 +139,7 @@ def _import(cfg: QuickstartConfig, data_dir: Path) -> dict:
 
 def _slice(src: Path, dst: Path, max_notes: int) -> int:
     """Keep the `max_notes` most engaged notes (most events; ties by id), their events and links."""
-    from notellm.data.artifacts import write_parquet
+    from notellm.data.store import write_parquet
 
     notes = pd.read_parquet(src / S.NOTES_FILE)
     events = pd.read_parquet(src / S.EVENTS_FILE)
@@ -161,8 +162,7 @@ def _slice(src: Path, dst: Path, max_notes: int) -> int:
 
 def _mine(cfg: QuickstartConfig, data_dir: Path, fold: int = 0) -> dict:
     from notellm.config import to_dict
-    from notellm.data.store import MiningConfig, SplitConfig, mine_and_split
-    from notellm.data.warm import WarmHoldoutConfig
+    from notellm.data.store import MiningConfig, SplitConfig, WarmHoldoutConfig, mine_and_split
 
     warm = WarmHoldoutConfig(quantile=cfg.warm_quantile) if cfg.warm_quantile else None
     section = mine_and_split(data_dir, MiningConfig(), SplitConfig(seed=cfg.seed, fold=fold), progress=cfg.progress,
@@ -173,11 +173,12 @@ def _mine(cfg: QuickstartConfig, data_dir: Path, fold: int = 0) -> dict:
 
 def train_config(cfg: QuickstartConfig, data_dir: Path, out_dir: Path, seconds: float, extra: list[str]):
     """The TrainConfig of one quickstart training run (preset YAML, then budget/paths, then user overrides)."""
+    from notellm.configs import preset_path
     from notellm.train.config import load_train_config
 
     path = cfg.config
-    if path is None and cfg.model in PRESETS and (REPO_ROOT / "configs" / PRESETS[cfg.model]).is_file():
-        path = str(REPO_ROOT / "configs" / PRESETS[cfg.model])
+    if path is None and preset_path(cfg.model) is not None:
+        path = str(preset_path(cfg.model))
     overrides = [f"model.backbone={cfg.model}", f"train.data_dir={data_dir}", f"train.out_dir={out_dir}",
                  f"train.max_seconds={max(1.0, seconds):.0f}", f"train.seed={cfg.seed}", "train.tensorboard=false",
                  f"train.precision={cfg.precision}",
@@ -204,16 +205,14 @@ def train_run(tcfg) -> dict:
 
 
 def _neighbours(ctx: EvalContext, vectors_path: Path, note_id: str, k: int, related: set[tuple[str, str]]) -> list:
+    from notellm.retrieval.index import IndexConfig, VectorIndex
     from notellm.retrieval.vectors import NoteVectors
 
-    vectors = NoteVectors.load(vectors_path)
-    q = vectors.matrix[vectors.row(note_id)]
-    scores = vectors.matrix @ q  # (pool,)
-    order = [i for i in np.argsort(-scores, kind="stable") if vectors.ids[i] != note_id][:k]
+    index = VectorIndex.build(NoteVectors.load(vectors_path), IndexConfig(kind="flat"))
     out = []
-    for i in order:
-        n = ctx.notes_by_id[vectors.ids[i]]
-        out.append({"note_id": n.note_id, "title": n.title, "category": n.category, "score": float(scores[i]),
+    for other, score in index.similar(note_id, k):
+        n = ctx.notes_by_id[other]
+        out.append({"note_id": n.note_id, "title": n.title, "category": n.category, "score": score,
                     "related": (note_id, n.note_id) in related})
     return out
 
@@ -479,7 +478,7 @@ def _link_model(out: Path, model_dir: Path) -> None:
 
 
 def _build_index(ctx: EvalContext, model_dir: str, out: Path, progress: bool, precision: str = "auto") -> dict:
-    """Embed every note with the trained NoteLLM: `vectors.npz`, a FAISS `VectorIndex` in `faiss/`, and the
+    """Embed every note with the trained NoteLLM: `vectors.npz`, a `VectorIndex` in `faiss/`, and the
     service's durable index folder in `index/` (notellm.serve's own format, what `notellm serve --index` opens)."""
     from notellm.model.notellm import NoteLLM
     from notellm.retrieval.encode import NoteLLMEncoder, encode_notes

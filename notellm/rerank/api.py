@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from notellm.rerank.dpp import dpp
-from notellm.rerank.inputs import check_inputs
+from notellm.rerank.inputs import check_inputs, score_order
 from notellm.rerank.mmr import mmr
 from notellm.rerank.ssd import ssd, ssd_star
 
@@ -32,9 +32,7 @@ def relevance_order(scores, embeddings, k: int, **params: Any) -> np.ndarray:
     if params:
         raise TypeError(f"method 'none' takes no parameters, got {sorted(params)}")
     s, _, batched = check_inputs(scores, embeddings, k)
-    order = np.argsort(-s, axis=1, kind="stable")[:, : min(k, s.shape[1])]
-    order = np.where(np.isfinite(np.take_along_axis(s, order, 1)), order, -1)
-    return order if batched else order[0][order[0] >= 0]
+    return score_order(s, k, batched)
 
 
 def _dpp_window(scores, embeddings, k: int, *, window: int = 10, **params: Any) -> np.ndarray:

@@ -37,6 +37,7 @@ from notellm.rerank.inputs import (
     prepare_embeddings,
     relevance,
     resolve_dtype,
+    score_order,
 )
 
 
@@ -207,10 +208,7 @@ def dpp(
     if alpha is None:
         check_unit_interval("theta", theta)
         if theta == 1.0:  # α = ∞: relevance order
-            rel = relevance(s, False)
-            order = np.argsort(-rel, axis=1, kind="stable")[:, : min(k, s.shape[1])]
-            order = np.where(np.isfinite(np.take_along_axis(rel, order, 1)), order, -1)
-            return order if batched else order[0][order[0] >= 0]
+            return score_order(s, k, batched)
         alpha = theta_to_alpha(theta)
     elif not alpha >= 0:
         raise ValueError(f"alpha must be >= 0, got {alpha!r}")

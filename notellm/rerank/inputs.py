@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from notellm.retrieval.exact import top_k
+
 
 def check_inputs(scores, embeddings, k: int) -> tuple[np.ndarray, np.ndarray, bool]:
     """Validate one request or a batch; returns `(scores (R,N) float64, embeddings (R,N,d), batched)`.
@@ -92,20 +94,22 @@ def zscore(scores: np.ndarray) -> np.ndarray:
     return np.where(valid, centred / np.where(std > 0, std, 1.0), -np.inf)
 
 
-def unit_rows(embeddings: np.ndarray) -> np.ndarray:
-    """L2-normalise the last axis; zero rows stay zero.  (..., d) -> (..., d)"""
-    norms = np.linalg.norm(embeddings, axis=-1, keepdims=True)
-    return embeddings / np.where(norms > 0, norms, 1.0)
-
-
 def append_bias(embeddings: np.ndarray) -> np.ndarray:
-    """Append a constant-1 dimension (SSD paper's "extra dimension", §3.3 of our method notes).  (..., d) -> (..., d+1)
+    """Append a constant-1 dimension (SSD paper's "extra dimension", docs/method.md §8.1).  (..., d) -> (..., d+1)
 
     After unit-normalisation, ⟨[u,1],[v,1]⟩ = 1 + cos(u, v) ≥ 0: anti-parallel items become orthogonal, so a
     volume is largest exactly when cosine says "most dissimilar", and every starting norm is equal (√2).
     """
     ones = np.ones(embeddings.shape[:-1] + (1,), dtype=embeddings.dtype)
     return np.concatenate([embeddings, ones], axis=-1)
+
+
+def score_order(scores: np.ndarray, k: int, batched: bool) -> np.ndarray:
+    """The un-reranked list: top-k by score, ties by position (the package's one exact top-k); -1 pads slots that
+    only excluded (-inf) candidates could fill, which a single request drops.  (R, N) -> (R, k') or (k'',)"""
+    order = top_k(scores, k)
+    order = np.where(np.isfinite(np.take_along_axis(scores, order, 1)), order, -1)
+    return order if batched else order[0][order[0] >= 0]
 
 
 def relevance(scores: np.ndarray, normalize_scores: bool) -> np.ndarray:

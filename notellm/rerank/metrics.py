@@ -14,16 +14,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-
-def _unit(embeddings: np.ndarray) -> np.ndarray:
-    e = np.asarray(embeddings, dtype=np.float64)
-    norms = np.linalg.norm(e, axis=1, keepdims=True)
-    return e / np.where(norms > 0, norms, 1.0)
+from notellm.retrieval.exact import l2_normalize
 
 
 def distance_matrix(embeddings: np.ndarray) -> np.ndarray:
     """Pairwise 1 − cosine of the rows.  (n, d) -> (n, n)"""
-    u = _unit(embeddings)
+    u = l2_normalize(embeddings, dtype=np.float64)
     return 1.0 - np.clip(u @ u.T, -1.0, 1.0)
 
 
@@ -115,10 +111,8 @@ def batch_diversity(embeddings: np.ndarray, window: int | None = None) -> dict[s
 
     Same definitions as `ilad`, `ilmd`, `windowed`; vectorised over lists for feed evaluation.
     """
-    e = np.asarray(embeddings, dtype=np.float64)
-    n_lists, length, _ = e.shape
-    norms = np.linalg.norm(e, axis=2, keepdims=True)
-    u = e / np.where(norms > 0, norms, 1.0)
+    u = l2_normalize(embeddings, dtype=np.float64)
+    n_lists, length, _ = u.shape
     dist = 1.0 - np.clip(np.einsum("utd,usd->uts", u, u), -1.0, 1.0)  # (U, T, T)
 
     def block(start: int, size: int) -> tuple[np.ndarray, np.ndarray]:

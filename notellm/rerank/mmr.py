@@ -6,7 +6,7 @@ Choices:
 - λ weighs relevance (the paper's convention; OpenSearch puts it on the diversity term, pyversity's `diversity`
   is 1 − λ).
 - `window` counts the new item, like SSD and DPP here: the max runs over the last w − 1 picks, the fix for long
-  lists where max-sim saturates near 1 (method notes §2.3). None = all picks (incremental max, O(N) per step).
+  lists where max-sim saturates near 1 (docs/method.md §8.4). None = all picks (incremental max, O(N) per step).
 - Raw cosine in [−1, 1]; pyversity clips similarities to [0, 1], so the two coincide when no cosine is negative.
 - One request runs `_mmr_single` (2-D arrays, less per-call overhead), batches `_mmr_greedy`; tests check both agree.
 """

@@ -1,7 +1,7 @@
 """Sliding Spectrum Decomposition (SSD, Huang et al. KDD'21): greedy, batched, both objective forms.
 
 A feed is a sequence; every window of `w` consecutive items spans a volume. Greedy SSD keeps an orthonormal basis
-of the last `w - 1` picks (modified Gram–Schmidt over a circular queue, method notes §1.4) and scores each candidate
+of the last `w - 1` picks (modified Gram–Schmidt over a circular queue, docs/method.md §8.2) and scores each candidate
 by the norm σ_i of its residual against that basis:
 
 - `ssd`       original product form  s_i = r_i + γ · C · σ_i,   C = σ_1 · … · σ_{t-1}  (the running volume)

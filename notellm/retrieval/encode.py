@@ -5,7 +5,7 @@ ONNX Runtime (`notellm.export.OnnxEncoder`), the zero-shot LLM baselines, Senten
 contract: evaluation, `notellm embed`, the index builder and the service all embed through it, and
 `retrieval/runtime.py` `load_encoder(path, runtime)` turns a saved model folder into one. `encode_notes` feeds it
 length-sorted chunks (similar lengths pad less), shows progress, restores the original order and L2-normalises, so
-every encoder's output is comparable by inner product (= cosine, §6.1).
+every encoder's output is comparable by inner product (= cosine, docs/method.md §5.1).
 
 Encoders may also say what they run on (`runtime`: torch / onnx, `precision`: fp32 / bf16 / int8); the
 service reports it on /health.
@@ -19,6 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from notellm.data.schema import Note
+from notellm.retrieval.exact import l2_normalize
 from notellm.retrieval.vectors import NoteVectors
 
 
@@ -33,13 +34,8 @@ class Encoder(Protocol):
 
 
 def note_text(note: Note) -> str:
-    """The plain text the non-NoteLLM baselines read: title, then content (hashtags excluded, like §2.1's input)."""
+    """The plain text the non-NoteLLM baselines read: title, then content (hashtags excluded)."""
     return f"{note.title}\n{note.content}".strip()
-
-
-def l2_normalize(matrix: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def encode_notes(
@@ -66,7 +62,7 @@ def encode_notes(
 
 
 class NoteLLMEncoder:
-    """Adapter: a trained `NoteLLM` (notellm.model) as an `Encoder` (its §2.3 category-prompt embedding).
+    """Adapter: a trained `NoteLLM` (notellm.model) as an `Encoder` (its category-prompt embedding, docs/method.md §3).
 
     `precision="auto"` (notellm/precision.py) runs bf16 only where the hardware computes it natively, and then holds
     the backbone's weights in bf16 (no per-call autocast casts of fp32 weights); elsewhere fp32, because emulated

@@ -1,16 +1,21 @@
-"""A FAISS vector index over note embeddings with one contract: `search(q, k) -> (scores, labels)`.
+"""The note vector index of the package: exact, HNSW or IVF behind one contract.
 
-Design choices:
-- Inner product on L2-normalised vectors (= cosine, the paper's §6.1 score). Exact `IndexFlatIP` by default; HNSW or
-  IVF-Flat for large pools, chosen by `IndexConfig.kind` (`auto` picks exact below `exact_max` vectors).
-- Every note gets a stable int64 label (assigned in insertion order, never reused) kept in an `IndexIDMap2`, so
-  `remove(ids)` and `add` work without renumbering. `search` follows faiss: `(scores (nq, k) float32,
-  labels (nq, k) int64)`, `-1` labels (and `-inf` scores) fill empty slots; `note_ids(labels)` maps labels back.
-- A copy of every vector is kept by label (faiss IVF/HNSW cannot reconstruct reliably after deletes), which
-  `vector(id)` / `similar(id)` read. HNSW cannot delete in place; `remove` on HNSW rebuilds the graph from those
-  copies (O(N); batch your removals).
-- `save(dir)` writes `index.faiss` (faiss.write_index) + `labels.json` + `vectors.npy`; `load(dir)` reads them
-  back (`vectors.npy` with allow_pickle=False). Only load folders this class wrote (faiss files are trusted input).
+Contract (what every caller, and a durable store wrapped around it, may rely on):
+- `add(ids, matrix)` inserts notes or replaces them (same id = new vector); `remove(ids)` deletes by id (unknown
+  ids are ignored) and returns how many went; `len`, `in`, `ids`, `vector(id)`, `vectors(ids)` read the contents.
+- `search(queries (nq, d), k) -> (scores (nq, k) float32, labels (nq, k) int64)`, best first, the faiss
+  convention: `-1` labels and `-inf` scores fill slots no note could fill; `note_ids(labels)` maps labels to ids.
+  `similar(id, k)` is the I2I form (the note itself excluded). Scores are inner products: on L2-normalised
+  vectors that is cosine, the method's score (docs/method.md §5.1).
+- Every note gets a stable int64 label (insertion order, never reused), so add/remove never renumber.
+- The exact kind (`flat`) is the brute force of `notellm.retrieval.exact`: `queries @ matrix.T` then `top_k`, so
+  ties come back in insertion order and results equal a stable brute-force sort. HNSW and IVF-Flat (faiss, for
+  large pools) are approximate; `IndexConfig.kind = auto` picks exact up to `exact_max` vectors.
+- A copy of every vector is kept by label (faiss IVF/HNSW cannot reconstruct reliably after deletes). HNSW cannot
+  delete in place; `remove` on HNSW rebuilds the graph from those copies (O(N); batch your removals).
+- `save(dir)` writes `labels.json` + `vectors.npy` (+ `index.faiss` for HNSW/IVF); `load(dir)` reads them back
+  (`vectors.npy` with allow_pickle=False). Only load folders this class wrote (faiss files are trusted input).
+  Saving is not durable across crashes by itself (no WAL); a service keeps its own log around the index.
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ from typing import Literal
 import faiss
 import numpy as np
 
+from notellm.retrieval.exact import top_k
 from notellm.retrieval.vectors import NoteVectors
 
 INDEX_FILE = "index.faiss"
 LABELS_FILE = "labels.json"
 VECTORS_FILE = "vectors.npy"
+EXACT_BLOCK = 1 << 24  # exact search scores at most this many (query, note) pairs at once (64 MiB of float32)
 
 
 @dataclass
@@ -63,7 +70,7 @@ class IndexConfig:
 
 
 class VectorIndex:
-    """Mutable note-embedding index: `add`, `remove`, `search`, `similar` (I2I), `save`/`load`."""
+    """Mutable note-embedding index: `add`, `remove`, `search`, `similar` (I2I), `save`/`load` (contract above)."""
 
     def __init__(self, dim: int, cfg: IndexConfig | None = None, kind: str | None = None) -> None:
         self.cfg = cfg or IndexConfig()
@@ -73,13 +80,15 @@ class VectorIndex:
         self._id_of: dict[int, str] = {}
         self._next_label = 0
         self._vectors: dict[int, np.ndarray] = {}
+        self._exact: tuple[np.ndarray, np.ndarray] | None = None  # (labels (n,), matrix (n, d)) cache of `flat`
         self._index = self._make(self.kind, train=None)
 
     # --- construction -------------------------------------------------------------------------------------
-    def _make(self, kind: str, train: np.ndarray | None) -> faiss.Index:
+    def _make(self, kind: str, train: np.ndarray | None) -> faiss.Index | None:
+        """The faiss structure of an approximate kind; None for `flat` (exact search reads `_vectors`)."""
         if kind == "flat":
-            base = faiss.IndexFlatIP(self.dim)
-        elif kind == "hnsw":
+            return None
+        if kind == "hnsw":
             base = faiss.IndexHNSWFlat(self.dim, self.cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             base.hnsw.efConstruction = self.cfg.hnsw_ef_construction
             base.hnsw.efSearch = self.cfg.hnsw_ef_search
@@ -100,16 +109,15 @@ class VectorIndex:
         """An index holding every vector of `vectors` (kind resolved from the pool size)."""
         cfg = cfg or IndexConfig()
         kind = cfg.resolved_kind(len(vectors))
-        index = cls.__new__(cls)
-        index.cfg, index.dim, index.kind = cfg, vectors.dim, kind
-        index._label_of, index._id_of, index._next_label, index._vectors = {}, {}, 0, {}
+        index = cls(vectors.dim, cfg, kind="flat")  # no faiss structure yet: IVF needs its training vectors
+        index.kind = kind
         index._index = index._make(kind, train=vectors.matrix if kind == "ivf" else None)
         index.add(vectors.ids, vectors.matrix)
         return index
 
     # --- mutation -----------------------------------------------------------------------------------------
     def __len__(self) -> int:
-        return int(self._index.ntotal)
+        return len(self._label_of)
 
     def __contains__(self, note_id: object) -> bool:
         return str(note_id) in self._label_of
@@ -131,11 +139,13 @@ class VectorIndex:
             self.remove(existing)
         labels = np.arange(self._next_label, self._next_label + len(ids), dtype=np.int64)
         self._next_label += len(ids)
-        self._index.add_with_ids(matrix, labels)
+        if self._index is not None:
+            self._index.add_with_ids(matrix, labels)
         for note_id, label, row in zip(ids, labels.tolist(), matrix):
             self._label_of[note_id] = label
             self._id_of[label] = note_id
             self._vectors[label] = row
+        self._exact = None
 
     def remove(self, ids: list[str]) -> int:
         """Remove notes by id (unknown ids are ignored); returns how many were removed."""
@@ -145,13 +155,13 @@ class VectorIndex:
         for label in labels:
             del self._id_of[label]
             del self._vectors[label]
+        self._exact = None
         if self.kind == "hnsw":  # HNSW has no delete: rebuild from the stored vectors of the notes that stay
             keep = np.array(sorted(self._id_of), dtype=np.int64)
-            vectors = np.stack([self._vectors[int(lab)] for lab in keep]) if len(keep) else None
             self._index = self._make("hnsw", train=None)
-            if vectors is not None:
-                self._index.add_with_ids(vectors, keep)
-        else:
+            if len(keep):
+                self._index.add_with_ids(np.stack([self._vectors[int(lab)] for lab in keep]), keep)
+        elif self._index is not None:
             self._index.remove_ids(np.array(labels, dtype=np.int64))
         return len(labels)
 
@@ -163,9 +173,29 @@ class VectorIndex:
             raise ValueError(f"search: queries have dimension {queries.shape[1]}, index has {self.dim}")
         if k < 1:
             raise ValueError(f"search: k must be >= 1, got {k}")
-        scores, labels = self._index.search(queries, int(k))  # (nq, k), (nq, k)
-        scores = np.where(labels < 0, -np.inf, scores).astype(np.float32)
-        return scores, labels.astype(np.int64)
+        if self._index is not None:
+            scores, labels = self._index.search(queries, int(k))  # (nq, k), (nq, k)
+            scores = np.where(labels < 0, -np.inf, scores).astype(np.float32)
+            return scores, labels.astype(np.int64)
+        all_labels, matrix = self._exact_matrix()
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        labels = np.full((len(queries), k), -1, dtype=np.int64)
+        block = max(1, EXACT_BLOCK // max(1, len(matrix)))  # query rows per block: bounded (block, n) scores
+        for start in range(0, len(queries), block):
+            sims = queries[start : start + block] @ matrix.T  # (b, n)
+            top = top_k(sims, k)  # (b, min(k, n))
+            scores[start : start + block, : top.shape[1]] = np.take_along_axis(sims, top, axis=1)
+            labels[start : start + block, : top.shape[1]] = all_labels[top]
+        return scores, labels
+
+    def _exact_matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        """(labels (n,), matrix (n, d)) in label order, rebuilt after a mutation."""
+        if self._exact is None:
+            labels = np.array(sorted(self._vectors), dtype=np.int64)
+            matrix = np.stack([self._vectors[int(lab)] for lab in labels]) if len(labels) else \
+                np.zeros((0, self.dim), dtype=np.float32)
+            self._exact = (labels, matrix)
+        return self._exact
 
     def note_ids(self, labels: np.ndarray) -> list[list[str | None]]:
         """Map a (nq, k) label array from `search` to note ids (None for -1 slots)."""
@@ -177,6 +207,10 @@ class VectorIndex:
             raise KeyError(f"note id {note_id!r} is not in the index")
         return self._vectors[self._label_of[str(note_id)]]
 
+    def vectors(self, note_ids: list[str]) -> np.ndarray:
+        """The stored vectors of `note_ids`, in that order.  -> (n, d)"""
+        return np.stack([self.vector(n) for n in note_ids]) if note_ids else np.zeros((0, self.dim), np.float32)
+
     def similar(self, note_id: str, k: int) -> list[tuple[str, float]]:
         """I2I: the k notes most similar to an indexed note, excluding the note itself, best first."""
         scores, labels = self.search(self.vector(note_id)[None, :], k + 1)
@@ -185,11 +219,12 @@ class VectorIndex:
 
     # --- persistence --------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Write `index.faiss` and `labels.json` into `directory` (temp names, then renamed)."""
+        """Write `labels.json`, `vectors.npy` (+ `index.faiss` for HNSW/IVF) into `directory` (temp, then renamed)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        tmp_index = directory / (INDEX_FILE + ".tmp")
-        faiss.write_index(self._index, str(tmp_index))
+        if self._index is not None:
+            tmp_index = directory / (INDEX_FILE + ".tmp")
+            faiss.write_index(self._index, str(tmp_index))
         meta = {
             "dim": self.dim,
             "kind": self.kind,
@@ -205,26 +240,31 @@ class VectorIndex:
             labels = list(self._label_of.values())
             np.save(fh, np.stack([self._vectors[lab] for lab in labels]) if labels else np.zeros((0, self.dim)))
         tmp_vec.replace(directory / VECTORS_FILE)
-        tmp_index.replace(directory / INDEX_FILE)
+        if self._index is not None:
+            tmp_index.replace(directory / INDEX_FILE)
+        else:
+            (directory / INDEX_FILE).unlink(missing_ok=True)  # a stale approximate index must not be read back
         tmp_meta.replace(directory / LABELS_FILE)
         return directory
 
     @classmethod
     def load(cls, directory: str | Path) -> VectorIndex:
         directory = Path(directory)
-        for name in (INDEX_FILE, LABELS_FILE, VECTORS_FILE):
+        for name in (LABELS_FILE, VECTORS_FILE):
             if not (directory / name).is_file():
-                raise FileNotFoundError(f"{directory}: missing {name}; build one with `notellm index build`")
+                raise FileNotFoundError(f"{directory}: missing {name}; written by VectorIndex.save")
         meta = json.loads((directory / LABELS_FILE).read_text(encoding="utf-8"))
-        index = cls.__new__(cls)
-        index.cfg = IndexConfig(**meta["config"])
-        index.dim, index.kind, index._next_label = int(meta["dim"]), meta["kind"], int(meta["next_label"])
+        index = cls(int(meta["dim"]), IndexConfig(**meta["config"]), kind="flat")
+        index.kind, index._next_label = meta["kind"], int(meta["next_label"])
         index._label_of = {str(i): int(lab) for i, lab in zip(meta["ids"], meta["labels"])}
         index._id_of = {lab: i for i, lab in index._label_of.items()}
         matrix = np.load(directory / VECTORS_FILE, allow_pickle=False).astype(np.float32)
         index._vectors = {int(lab): row for lab, row in zip(meta["labels"], matrix)}
-        index._index = faiss.read_index(str(directory / INDEX_FILE))
-        if index._index.ntotal != len(index._label_of):
-            raise ValueError(f"{directory}: index holds {index._index.ntotal} vectors but labels.json lists "
-                             f"{len(index._label_of)} ids")
+        if index.kind != "flat":
+            if not (directory / INDEX_FILE).is_file():
+                raise FileNotFoundError(f"{directory}: missing {INDEX_FILE} for a {index.kind} index")
+            index._index = faiss.read_index(str(directory / INDEX_FILE))
+            if index._index.ntotal != len(index._label_of):
+                raise ValueError(f"{directory}: index holds {index._index.ntotal} vectors but labels.json lists "
+                                 f"{len(index._label_of)} ids")
         return index

@@ -73,12 +73,12 @@ class NoteEmbedder:
 
 def notes_from_json(rows: np.ndarray | list[str]) -> list[Note]:
     """JSON note records -> `Note`s, the way `load_notes` + `frame_to_notes` read a data folder."""
-    from notellm.data.store import _as_tag_list, frame_to_notes
+    from notellm.data.store import frame_to_notes
 
     frame = pd.DataFrame([json.loads(r) for r in rows], columns=list(NOTE_JSON_FIELDS))
     for column in (S.TITLE, S.CONTENT, S.CATEGORY):
         frame[column] = frame[column].fillna("")
-    frame[S.HASHTAGS] = [_as_tag_list(v) for v in frame[S.HASHTAGS].to_numpy(dtype=object)]
+    frame[S.HASHTAGS] = [list(S.tag_tuple(v)) for v in frame[S.HASHTAGS].to_numpy(dtype=object)]
     return frame_to_notes(frame)
 
 

@@ -1,7 +1,7 @@
 """NoteLLM training: GCL + CSFT losses, the resumable multi-process recipe, and its config.
 
 from notellm.train import load_train_config, train
-result = train(load_train_config("configs/smollm2_135m.yaml", ["train.data_dir=/tmp/se-data"]))
+result = train(load_train_config("notellm/configs/smollm2_135m.yaml", ["train.data_dir=/tmp/se-data"]))
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Typed training configuration: the `train:` section of a config YAML, and the root `TrainConfig` (model + train).
 
-Defaults follow the official NoteLLM script (method doc §5: AdamW, lr 3e-6, weight decay 1e-3, 10% warmup then
+Defaults follow the official NoteLLM script (docs/method.md §6: AdamW, lr 3e-6, weight decay 1e-3, 10% warmup then
 linear decay, 1 epoch, α = 0.01, r = 0.4; bf16 where the hardware has it) except the batch, which is per process
 here (the paper's 8 pairs × 8 GPUs = 64 pairs; the code's 16 × 8 = 128).
 The shipped YAMLs raise lr for the small SmolLM2 backbone.
@@ -27,7 +27,7 @@ class TrainArgs:
     """How to train (the `train:` section). Every field can be overridden as `train.<field>=value`."""
 
     data_dir: str = ""
-    """Data folder with notes.parquet and pairs.parquet (written by `notellm import` / `notellm pairs`)."""
+    """Data folder with notes.parquet and pairs.parquet (written by `notellm import` + `notellm mine`)."""
     out_dir: str = "runs/notellm"
     """Run folder: checkpoints/, model/, metrics.jsonl, tensorboard/, config.yaml."""
     mode: str = "full"

@@ -1,8 +1,8 @@
-"""The NoteLLM training recipe: setup → train → save (paper §4–5; method doc §4, §5, §11).
+"""The NoteLLM training recipe: setup → train → save (paper §4–5; docs/method.md §4, §6).
 
-    notellm train --config configs/smollm2_135m.yaml --data /tmp/se-data --out runs/se
-    accelerate launch --config_file configs/accelerate/ddp.yaml -m notellm.cli train --config ...   # many GPUs
-    torchrun --nproc_per_node 2 -m notellm.train --config configs/tiny.yaml ...                    # CPU, gloo
+    notellm train --config notellm/configs/smollm2_135m.yaml --data /tmp/se-data --out runs/se
+    accelerate launch --config_file notellm/configs/accelerate/ddp.yaml -m notellm.train --config ...   # many GPUs
+    torchrun --nproc_per_node 2 -m notellm.train --config notellm/configs/tiny.yaml ...                    # CPU, gloo
 
 Choices:
 - `accelerate.Accelerator` carries device placement, DDP / FSDP / DeepSpeed (from `accelerate launch` configs),

@@ -1,4 +1,4 @@
-"""NoteLLM training losses: GCL (symmetric in-batch InfoNCE) and the GCL + CSFT mix (paper §4, method doc §4).
+"""NoteLLM training losses: GCL (symmetric in-batch InfoNCE) and the GCL + CSFT mix (paper §4, docs/method.md §4).
 
 Losses take embeddings and already-computed scalars, never the model, and return named components for logging.
 
@@ -13,7 +13,7 @@ Choices:
   (1/W) Σ_s L_s is exactly the mean over all 2B_global rows, i.e. the single-process loss on the concatenated batch,
   so the gradient is EQUAL to the one-process gradient (no rescaling needed; tests/train/test_distributed.py).
 - CSFT is the backbone's causal-LM cross-entropy, a token mean over the supervised output tokens of the (local)
-  batch, as in the official code (the paper writes a per-sequence mean; method doc §10.8). Under DDP each rank's
+  batch, as in the official code (the paper writes a per-sequence mean; docs/method.md §7). Under DDP each rank's
   token mean is averaged, which equals the global token mean only when ranks supervise equally many tokens.
 """
 

@@ -74,9 +74,9 @@ def test_cli_export_is_deterministic_and_checked(tiny_model_dir, data_dir, onnx_
         assert (out / name).read_bytes() == (onnx_fp32_dir / name).read_bytes(), name
     bad = CliRunner().invoke(_cli(), ["export", str(tiny_model_dir), "--format", "tflite", "--data", str(data_dir),
                                       "--out", str(tmp_path / "x")])
-    assert bad.exit_code == 2 and "--format must be onnx" in bad.output
+    assert bad.exit_code == 1 and "--format must be onnx" in bad.output
     again = CliRunner().invoke(_cli(), ["export", str(tiny_model_dir), "--data", str(data_dir), "--out", str(out)])
-    assert again.exit_code == 2 and "overwrite" in again.output
+    assert again.exit_code == 1 and "overwrite" in again.output
 
 
 def test_service_round_trip_on_the_onnx_runtime(tiny_model_dir, onnx_fp32_dir, data_dir, export_notes, tmp_path):
@@ -127,11 +127,10 @@ def test_recall_comparison_says_when_int8_loses_more_than_a_point():
 
 
 def test_embed_cli_on_both_runtimes_writes_the_same_vectors(tiny_model_dir, onnx_fp32_dir, data_dir, tmp_path):
-    from notellm.cli import evaluate
+    from notellm.cli import build_app
     from notellm.retrieval.vectors import NoteVectors
 
-    app = typer.Typer()
-    evaluate.register(app)
+    app = build_app()
     runner = CliRunner()
     outputs = {}
     for runtime, model in (("torch", tiny_model_dir), ("onnx", onnx_fp32_dir)):
@@ -145,7 +144,7 @@ def test_embed_cli_on_both_runtimes_writes_the_same_vectors(tiny_model_dir, onnx
     assert np.min(np.sum(outputs["torch"].matrix * outputs["onnx"].matrix, axis=1)) > 0.99
     wrong = runner.invoke(app, ["embed", "--model", str(tiny_model_dir), "--runtime", "onnx", "--data",
                                 str(data_dir), "--out", str(tmp_path / "x.npz")])
-    assert wrong.exit_code == 2 and "notellm export" in wrong.output
+    assert wrong.exit_code == 1 and "notellm export" in wrong.output
 
 
 def test_cli_quantises_an_existing_fp32_export(onnx_fp32_dir, onnx_int8_dir, data_dir, tmp_path, export_notes):
@@ -161,4 +160,4 @@ def test_cli_quantises_an_existing_fp32_export(onnx_fp32_dir, onnx_int8_dir, dat
                                   OnnxEncoder(onnx_int8_dir).encode(export_notes))
     again = CliRunner().invoke(_cli(), ["export", str(out), "--quantize", "int8", "--data", str(data_dir),
                                         "--out", str(tmp_path / "x")])
-    assert again.exit_code == 2 and "quantise the fp32 one" in again.output
+    assert again.exit_code == 1 and "quantise the fp32 one" in again.output

@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from notellm.cli.rerank import register
+from notellm.cli import build_app
 from notellm.retrieval.vectors import NoteVectors
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -21,9 +21,7 @@ from test_feed_eval import _world  # noqa: E402
 
 @pytest.fixture(scope="module")
 def app() -> typer.Typer:
-    a = typer.Typer()
-    register(a)
-    return a
+    return build_app()
 
 
 @pytest.fixture()
@@ -116,6 +114,12 @@ def test_rerank_errors_are_one_line(app, tmp_path):
     pd.DataFrame({"request_id": ["a"], "note_id": ["x"]}).to_csv(tmp_path / "bad2.csv", index=False)
     code, out = _run(app, ["rerank", "--candidates", tmp_path / "bad2.csv", "--out", tmp_path / "o.csv"])
     assert code == 1 and "missing column(s) ['score']" in out
+    # read by data/readers, like `notellm import`: a record with too many fields is named by its row, not skipped
+    (tmp_path / "bad3.csv").write_text("request_id,note_id,score\na,x,1.0\na,y,0.5,extra\n", encoding="utf-8")
+    code, out = _run(app, ["rerank", "--candidates", tmp_path / "bad3.csv", "--out", tmp_path / "o.csv"])
+    assert code == 1 and "bad3.csv row 2" in out
+    code, out = _run(app, ["rerank", "--candidates", tmp_path / "none.csv", "--out", tmp_path / "o.csv"])
+    assert code == 1 and "none.csv: file not found" in out
     pd.DataFrame({"request_id": ["a"], "note_id": ["x"], "score": [1.0], "embedding": ["[1, 2]"]}).to_csv(
         tmp_path / "ok.csv", index=False
     )

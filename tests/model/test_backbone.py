@@ -4,15 +4,13 @@ preset, and the shipped model configs.  Run: PYTHONPATH=. python -m pytest tests
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pytest
 
 from notellm.config import from_dict, read_config_file
+from notellm.configs import config_path
 from notellm.model import backbone as bb
 from notellm.model.notellm import NoteLLMConfig
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_unknown_name_lists_known_backbones(tmp_path):
@@ -94,7 +92,7 @@ def test_tiny_backbone_is_deterministic(tiny_backbone_dir, tmp_path):
 
 @pytest.mark.parametrize("name", ["tiny.yaml", "smollm2_135m.yaml", "gemma3_270m.yaml"])
 def test_shipped_model_configs_load(name):
-    data = read_config_file(REPO / "configs" / name)
+    data = read_config_file(config_path(name))
     cfg = from_dict(NoteLLMConfig, data["model"], prefix="model.")
     assert cfg.backbone in ("tiny", "smollm2-135m", "gemma3-270m")
     assert cfg.backbone == "tiny" or cfg.backbone in bb.PACKAGED_BACKBONES

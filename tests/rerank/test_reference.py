@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from notellm.rerank import dpp, mmr, ssd, ssd_star
-from notellm.rerank.inputs import append_bias, unit_rows, zscore
+from notellm.rerank.inputs import append_bias, zscore
+from notellm.retrieval.exact import l2_normalize
 
 
 def _problem(seed: int, n: int = 14, d: int = 6):
@@ -41,7 +42,7 @@ def test_ssd_no_window_maximises_volume_objective(seed, form):
         order = ssd(scores, emb, k, gamma=gamma, dtype=np.float64)
     else:
         order = ssd_star(scores, emb, k, theta=theta, gamma=gamma, dtype=np.float64)
-    v = append_bias(unit_rows(emb))
+    v = append_bias(l2_normalize(emb, dtype=np.float64))
     r = zscore(scores[None])[0]
     chosen: list[int] = []
     for step, pick in enumerate(order):
@@ -68,7 +69,7 @@ def test_ssd_window_equals_direct_gram_schmidt(seed, window, form):
         order = ssd(scores, emb, k, gamma=gamma, window=window, dtype=np.float64)
     else:
         order = ssd_star(scores, emb, k, theta=theta, gamma=gamma, window=window, dtype=np.float64)
-    v = append_bias(unit_rows(emb))
+    v = append_bias(l2_normalize(emb, dtype=np.float64))
     r = zscore(scores[None])[0]
     bases: list[np.ndarray] = []
     chosen: list[int] = []
@@ -96,7 +97,7 @@ def test_ssd_window_at_least_list_length_equals_no_window():
 
 
 def _naive_dpp(scores, emb, k, alpha, window=None, eps=1e-10):
-    u = unit_rows(emb)
+    u = l2_normalize(emb, dtype=np.float64)
     q = np.exp(alpha * zscore(scores[None])[0])
     kernel = q[:, None] * (u @ u.T) * q[None, :]
     chosen: list[int] = []
@@ -154,7 +155,7 @@ def test_dpp_epsilon_stops_on_low_quality():
 
 
 def _naive_mmr(scores, emb, k, lam, window=None):
-    u = unit_rows(emb)
+    u = l2_normalize(emb, dtype=np.float64)
     sim = u @ u.T
     r = zscore(scores[None])[0]
     chosen: list[int] = []

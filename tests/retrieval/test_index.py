@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from notellm.data.schema import Note
-from notellm.retrieval.encode import encode_notes, l2_normalize
+from notellm.retrieval.encode import encode_notes
+from notellm.retrieval.exact import l2_normalize, top_k
 from notellm.retrieval.index import IndexConfig, VectorIndex
 from notellm.retrieval.vectors import NoteVectors
 
@@ -94,7 +95,7 @@ def test_save_load_roundtrip(tmp_path):
     assert loaded.note_ids(b[1]) == index.note_ids(a[1])
     loaded.add(["new"], vectors.matrix[3:4])
     assert loaded.similar("n2", 50)[0][0] != "n3"
-    with pytest.raises(FileNotFoundError, match="missing index.faiss"):
+    with pytest.raises(FileNotFoundError, match="missing labels.json"):
         VectorIndex.load(tmp_path / "nothing")
 
 
@@ -129,3 +130,65 @@ def test_encode_notes_restores_order_and_normalises():
     np.testing.assert_allclose(np.linalg.norm(vectors.matrix, axis=1), 1.0, atol=1e-6)
     expected = l2_normalize(np.array([[5, 1], [1, 1], [9, 1], [3, 1]], dtype=np.float32))
     np.testing.assert_allclose(vectors.matrix, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("n,k", [(5, 3), (200, 1), (200, 17), (200, 200), (200, 500), (70, 0)])
+def test_top_k_is_a_stable_brute_force_sort(n, k):
+    """Scores drawn from few values (many ties) and -inf exclusions: equal to a full stable argsort, row by row."""
+    rng = np.random.default_rng(n + k)
+    scores = rng.integers(0, 6, size=(4, n)).astype(np.float32)
+    scores[:, ::7] = -np.inf
+    got = top_k(scores, k)
+    want = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(top_k(scores[1], k), want[1])
+
+
+def test_l2_normalize_keeps_zero_rows_and_works_on_any_leading_axes():
+    x = np.array([[[3.0, 4.0], [0.0, 0.0]]])
+    np.testing.assert_allclose(l2_normalize(x, dtype=np.float64), [[[0.6, 0.8], [0.0, 0.0]]])
+    assert l2_normalize(x).dtype == np.float32
+
+
+def test_exact_index_equals_brute_force_with_ties_in_insertion_order():
+    """The flat kind returns exactly the stable brute-force order: duplicated vectors come back by insertion."""
+    rng = np.random.default_rng(3)
+    base = l2_normalize(rng.standard_normal((30, 8)))
+    vectors = NoteVectors([f"d{i}" for i in range(90)], np.concatenate([base, base, base]))  # every vector 3 times
+    index = VectorIndex.build(vectors, IndexConfig(kind="flat"))
+    scores, labels = index.search(vectors.matrix[:10], 12)
+    want = np.argsort(-(vectors.matrix[:10] @ vectors.matrix.T), axis=1, kind="stable")[:, :12]
+    np.testing.assert_array_equal(labels, want)
+    index.remove(["d0"])
+    assert index.similar("d30", 1)[0][0] == "d60"  # its copies d0 (removed), d30 (itself), d60
+
+
+def test_exact_index_after_adds_removes_and_replacements_is_brute_force_in_insertion_order(tmp_path):
+    """The contract a durable store relies on: after any mutation the exact kind answers what a stable sort over
+    the live notes, in insertion order (a replaced note counts as newly inserted), answers; save/load keeps it."""
+    rng = np.random.default_rng(5)
+    pool = l2_normalize(rng.integers(-1, 2, size=(12, 3)).astype(np.float32))  # few distinct vectors: many ties
+    index = VectorIndex(3, IndexConfig(kind="flat"))
+    live: dict[str, np.ndarray] = {}
+    for step in range(60):
+        note = f"n{rng.integers(0, 25)}"
+        if rng.random() < 0.3:
+            index.remove([note])
+            live.pop(note, None)
+        else:
+            vec = pool[rng.integers(0, len(pool))]
+            index.add([note], vec[None, :])
+            live.pop(note, None)
+            live[note] = vec  # dicts keep insertion order: a replacement moves to the end
+        if step % 20 == 19:
+            index.save(tmp_path / "ix")
+            index = VectorIndex.load(tmp_path / "ix")
+        query = pool[rng.integers(0, len(pool))]
+        scores, labels = index.search(query[None, :], 5)
+        if not live:
+            assert (labels == -1).all() and len(index) == 0
+            continue
+        ids, matrix = list(live), np.stack(list(live.values()))
+        want = np.argsort(-(matrix @ query), kind="stable")[:5]
+        assert [nid for nid in index.note_ids(labels)[0] if nid] == [ids[i] for i in want]
+        np.testing.assert_allclose(scores[0][: len(want)], (matrix @ query)[want], atol=1e-6)

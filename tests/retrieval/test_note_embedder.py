@@ -98,14 +98,9 @@ def test_spark_embedding_matches_local_and_builds_an_index(spark, model_dir, dat
 
 
 def test_cli_embed_local_shards_then_index_build(model_dir, data_dir, tmp_path):
-    import typer
+    from notellm.cli import build_app
 
-    from notellm.cli.evaluate import register as register_eval
-    from notellm.cli.serve import register as register_serve
-
-    app = typer.Typer()
-    register_eval(app)
-    register_serve(app)
+    app = build_app()
     runner = CliRunner()
     result = runner.invoke(app, ["embed", "--data", str(data_dir), "--model", str(model_dir),
                                  "--out", str(tmp_path / "vecs")])

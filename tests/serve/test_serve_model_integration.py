@@ -75,17 +75,17 @@ def test_index_build_cli_then_serve_with_notellm(model_dir, tmp_path):
 def test_cli_errors_are_clear(tmp_path):
     result = CliRunner().invoke(_cli(), ["index", "build", "--model", str(tmp_path / "nope"), "--data",
                                          str(tmp_path), "--out", str(tmp_path / "ix")])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "notes.parquet not found" in result.output or "model folder not found" in result.output
 
 
 def test_serve_cli_refuses_missing_inputs(model_dir, tmp_path):
     runner = CliRunner()
     result = runner.invoke(_cli(), ["serve", "--model", str(tmp_path / "nope"), "--index", str(tmp_path)])
-    assert result.exit_code == 2 and "model folder not found" in result.output
+    assert result.exit_code == 1 and "model folder not found" in result.output
     result = runner.invoke(_cli(), ["serve", "--model", str(model_dir), "--index", str(tmp_path / "nothing")])
-    assert result.exit_code == 2 and "not a notellm index folder" in result.output
+    assert result.exit_code == 1 and "not a notellm index folder" in result.output
     result = runner.invoke(_cli(), ["serve", "--model", str(model_dir), "--backend", "milvus"])
-    assert result.exit_code == 2 and "--milvus-uri is required" in result.output
+    assert result.exit_code == 1 and "--milvus-uri is required" in result.output
     result = runner.invoke(_cli(), ["serve", "--model", str(model_dir), "--index", str(tmp_path), "--set", "max_k=0"])
-    assert result.exit_code == 2 and "max_k must be >= 1" in result.output
+    assert result.exit_code == 1 and "max_k must be >= 1" in result.output

@@ -1,5 +1,5 @@
-"""`accelerate launch --config_file configs/accelerate/cpu_2proc.yaml -m notellm.train`: the shipped two-process CPU
-config really starts two gloo ranks (accelerate's MULTI_CPU type silently starts one without mpirun).
+"""`accelerate launch --config_file notellm/configs/accelerate/cpu_2proc.yaml -m notellm.train`: the shipped
+two-process CPU config really starts two gloo ranks (accelerate's MULTI_CPU type silently starts one without mpirun).
 
 Run: PYTHONPATH=. python -m pytest tests/train/test_accelerate_launch.py -q
 """
@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from notellm.configs import config_path
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -21,9 +23,10 @@ def test_shipped_cpu_config_runs_two_ranks(tiny_backbone_dir, toy_data_dir, tmp_
     accelerate = shutil.which("accelerate") or pytest.fail("the accelerate CLI is not installed")
     out = tmp_path / "run"
     command = [
-        accelerate, "launch", "--config_file", str(REPO / "configs" / "accelerate" / "cpu_2proc.yaml"),
-        "--main_process_port", "0", "-m", "notellm.train", f"model.backbone={tiny_backbone_dir}", "model.emb_dim=16",
-        "train.batch_pairs=2", "train.precision=fp32", "train.max_steps=2", "train.tensorboard=false",
+        accelerate, "launch", "--config_file", str(config_path("accelerate/cpu_2proc.yaml")),
+        "--main_process_port", "0", "-m", "notellm.train", "--set", f"model.backbone={tiny_backbone_dir}",
+        "--set", "model.emb_dim=16", "--set", "train.batch_pairs=2", "--set", "train.precision=fp32",
+        "--set", "train.max_steps=2", "--set", "train.tensorboard=false",
         "--data", str(toy_data_dir), "--out", str(out),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

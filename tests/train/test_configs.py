@@ -5,6 +5,7 @@ Run: PYTHONPATH=. python -m pytest tests/train/test_configs.py -q -p no:cachepro
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import yaml
 from notellm.config import ConfigError
 from notellm.train.config import TrainArgs, TrainConfig, load_train_config
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(str(files("notellm.configs")))  # the presets as the package ships them
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
@@ -48,3 +49,13 @@ def test_overrides_and_errors(tmp_path):
         TrainArgs(batch_pairs=8, grad_cache_pairs=3)
     with pytest.raises(ValueError, match="nothing to train"):
         TrainArgs(gcl=False, alpha=0.0)
+
+
+def test_every_backbone_preset_resolves_inside_the_package():
+    from notellm.configs import PRESETS, config_path, preset_path
+
+    for backbone, name in PRESETS.items():
+        assert preset_path(backbone) == CONFIGS / name and preset_path(backbone).is_file()
+    assert preset_path("/some/local/folder") is None
+    with pytest.raises(FileNotFoundError, match="not shipped"):
+        config_path("nope.yaml")

@@ -27,9 +27,10 @@ def test_two_process_training_run(tiny_backbone_dir, toy_data_dir, tmp_path):
     out = tmp_path / "ddp"
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-        "-m", "notellm.train", f"model.backbone={tiny_backbone_dir}", "model.emb_dim=16", "train.batch_pairs=4",
-        "train.grad_cache_pairs=2", "train.lr=2e-3", "train.precision=fp32", "train.max_steps=3",
-        "train.tensorboard=false", "--data", str(toy_data_dir), "--out", str(out),
+        "-m", "notellm.train", "--set", f"model.backbone={tiny_backbone_dir}", "--set", "model.emb_dim=16",
+        "--set", "train.batch_pairs=4", "--set", "train.grad_cache_pairs=2", "--set", "train.lr=2e-3",
+        "--set", "train.precision=fp32", "--set", "train.max_steps=3", "--set", "train.tensorboard=false",
+        "--data", str(toy_data_dir), "--out", str(out),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
