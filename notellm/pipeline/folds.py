@@ -12,7 +12,9 @@ and the ablations are scored on fold 0 only (their cost would come out of every 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from rich.console import Console
 
@@ -25,14 +27,23 @@ SBERT = "SentenceBERT (all-MiniLM-L6-v2)"
 SBERT_FT = "SentenceBERT fine-tuned (MNRL)"
 
 
-def run_fold(cfg, fold: int, budget: dict[str, float], main: str, console: Console) -> dict[str, dict]:
+class FoldSteps(NamedTuple):
+    """The quickstart's own steps, handed in by it (so this module never imports quickstart: no import cycle)."""
+
+    prepare_data: Callable
+    train_config: Callable
+    train_run: Callable
+
+
+def run_fold(cfg, fold: int, budget: dict[str, float], main: str, console: Console,
+             steps: FoldSteps) -> dict[str, dict]:
     """Raw results {method: {rule: raw}} of one further fold (`cfg` is the quickstart's config)."""
     from notellm.config import to_dict
     from notellm.evaluation.itemcf import ItemCFScorer
     from notellm.evaluation.lexical import BM25Scorer
     from notellm.evaluation.sbert import SentenceBertEncoder, finetune_sbert
     from notellm.model.notellm import NoteLLM
-    from notellm.pipeline.quickstart import prepare_data, train_config, train_run
+    prepare_data, train_config, train_run = steps
     from notellm.retrieval.encode import NoteLLMEncoder
 
     out = Path(cfg.out).resolve() / "folds" / str(fold)

@@ -403,10 +403,11 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
         return write_report(metrics, out)
 
     if cfg.folds > 1:
-        from notellm.pipeline.folds import pooled, run_fold
+        from notellm.pipeline.folds import FoldSteps, pooled, run_fold
         from notellm.report.metrics import FOLDS
 
-        per_fold = [retrieval] + [run_fold(cfg, f, budget, MAIN, console) for f in range(1, cfg.folds)]
+        steps = FoldSteps(prepare_data, train_config, train_run)
+        per_fold = [retrieval] + [run_fold(cfg, f, budget, MAIN, console, steps) for f in range(1, cfg.folds)]
         metrics.tables[FOLDS] = E.retrieval_table(f"cold test notes, {cfg.folds} folds pooled", "test",
                                                   pooled(per_fold), folds=cfg.folds)
     md, _ = publish()

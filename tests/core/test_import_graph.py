@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "notellm"
 # Lower layers never import higher ones; areas within a layer do not import each other unless listed in SAME_LAYER.
 LAYERS = [
     {"config", "machine", "configs", "atomicdir", "spark_session"},
+    {"precision"},  # picks bf16/fp32 from the hardware; reads machine's CPU flags
     {"data"},
     {"retrieval"},
     {"rerank", "model"},
