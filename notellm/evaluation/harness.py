@@ -150,6 +150,12 @@ class EvalContext:
         return sorted({tag for i in self.train_ids for tag in self.notes_by_id[i].hashtags if tag.strip()})
 
 
+def train_note_pairs(ctx: EvalContext) -> list[tuple]:
+    """The training pairs as (query note, related note), for fine-tuning a baseline on the same supervision."""
+    return [(ctx.notes_by_id[str(a)], ctx.notes_by_id[str(b)])
+            for a, b in zip(ctx.train_pairs[S.NOTE_ID_A], ctx.train_pairs[S.NOTE_ID_B])]
+
+
 def evaluate_scorer(ctx: EvalContext, scorer: Scorer, progress: bool = True, pool: Pool = "test") -> dict:
     """{"paper": ..., "code": ..., "links": ...} raw results of `protocol.evaluate_queries` for one method.
 

@@ -119,3 +119,19 @@ notellm/precision.py), in fp32 elsewhere.
     log = {"steps": steps, "seconds": time.monotonic() - start, "first_loss": losses_seen[0] if losses_seen else None,
            "final_loss": losses_seen[-1] if losses_seen else None, "precision": choice.as_dict()}
     return SentenceBertEncoder(model, name="SentenceBERT fine-tuned"), log
+
+
+def finetune_sbert_into(pairs: list[tuple[Note, Note]], out_dir: str | Path, max_seconds: float, seed: int = 0,
+                        progress: bool = True, precision: str = "auto") -> dict:
+    """`finetune_sbert`, then save the model to `out_dir`: the training log plus `model_dir` (a pipeline stage)."""
+    encoder, log = finetune_sbert(pairs, max_seconds=max_seconds, seed=seed, progress=progress, precision=precision)
+    encoder.model.save(str(out_dir), safe_serialization=True)
+    return {**log, "model_dir": str(out_dir)}
+
+
+def load_sbert_encoder(model_dir: str | Path, name: str, precision: str = "auto") -> SentenceBertEncoder:
+    """A fine-tuned SentenceBERT saved by `finetune_sbert_into`, as an `Encoder` named `name`."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+    return SentenceBertEncoder(model, name=name, precision=precision)

@@ -18,7 +18,6 @@ from typing import NamedTuple
 
 from rich.console import Console
 
-from notellm.data import schema as S
 from notellm.evaluation import harness as E
 from notellm.evaluation.results import pool_folds
 from notellm.pipeline.stages import StageRunner
@@ -41,7 +40,7 @@ def run_fold(cfg, fold: int, budget: dict[str, float], main: str, console: Conso
     from notellm.config import to_dict
     from notellm.evaluation.itemcf import ItemCFScorer
     from notellm.evaluation.lexical import BM25Scorer
-    from notellm.evaluation.sbert import SentenceBertEncoder, finetune_sbert
+    from notellm.evaluation.sbert import SentenceBertEncoder, finetune_sbert_into, load_sbert_encoder
     from notellm.model.notellm import NoteLLM
     prepare_data, train_config, train_run = steps
     from notellm.retrieval.encode import NoteLLMEncoder
@@ -71,21 +70,14 @@ def run_fold(cfg, fold: int, budget: dict[str, float], main: str, console: Conso
         seconds = budget["fine-tune SentenceBERT"]
 
         def sbert_ft() -> dict:
-            pairs = [(ctx.notes_by_id[str(a)], ctx.notes_by_id[str(b)])
-                     for a, b in zip(ctx.train_pairs[S.NOTE_ID_A], ctx.train_pairs[S.NOTE_ID_B])]
-            encoder, log = finetune_sbert(pairs, max_seconds=seconds, seed=cfg.seed, progress=cfg.progress,
-                                          precision=cfg.precision)
-            encoder.model.save(str(sbert_dir), safe_serialization=True)
-            return {**log, "model_dir": str(sbert_dir)}
+            return finetune_sbert_into(E.train_note_pairs(ctx), sbert_dir, seconds, seed=cfg.seed,
+                                       progress=cfg.progress, precision=cfg.precision)
 
         stages.run("train:sbert_finetuned", {"data": data_hash, "seconds": round(seconds)}, sbert_ft,
                    workdir=sbert_dir)
 
         def sbert_ft_encoder():
-            from sentence_transformers import SentenceTransformer
-
-            model = SentenceTransformer(str(sbert_dir), device="cpu", local_files_only=True)
-            return SentenceBertEncoder(model, name=SBERT_FT, precision=cfg.precision)
+            return load_sbert_encoder(sbert_dir, SBERT_FT, cfg.precision)
 
         raw[SBERT_FT] = embedded(SBERT_FT, "sbert_finetuned", sbert_ft_encoder, stages.hashes["train:sbert_finetuned"])
     raw["BM25"] = stages.run("eval:bm25", {"data": data_hash, "eval": E.EVAL_VERSION},

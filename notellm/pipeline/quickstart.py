@@ -289,7 +289,7 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
                             lambda: E.embed_and_evaluate(ctx, factory, path, cfg.progress))
         retrieval[name], health[name] = result["retrieval"], result["health"]
 
-    from notellm.evaluation.sbert import SentenceBertEncoder, finetune_sbert
+    from notellm.evaluation.sbert import SentenceBertEncoder, finetune_sbert_into, load_sbert_encoder
     from notellm.evaluation.zero_shot import PROMPT_EOL, LastTokenEncoder
     from notellm.retrieval.encode import NoteLLMEncoder
 
@@ -304,21 +304,15 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
         sbert_dir = out / "runs" / "sbert_finetuned"
 
         def sbert_ft() -> dict:
-            pairs = [(ctx.notes_by_id[str(a)], ctx.notes_by_id[str(b)])
-                     for a, b in zip(ctx.train_pairs[S.NOTE_ID_A], ctx.train_pairs[S.NOTE_ID_B])]
-            encoder, log = finetune_sbert(pairs, max_seconds=sbert_seconds, seed=cfg.seed, progress=cfg.progress,
-                                          precision=cfg.precision)
-            encoder.model.save(str(sbert_dir), safe_serialization=True)
-            return {**log, "model_dir": str(sbert_dir), "curve": []}
+            log = finetune_sbert_into(E.train_note_pairs(ctx), sbert_dir, sbert_seconds, seed=cfg.seed,
+                                      progress=cfg.progress, precision=cfg.precision)
+            return {**log, "curve": []}
 
         trained["SentenceBERT fine-tuned"] = stages.run(
             "train:sbert_finetuned", {"data": data_hash, "seconds": round(sbert_seconds)}, sbert_ft, workdir=sbert_dir)
 
         def sbert_ft_encoder():
-            from sentence_transformers import SentenceTransformer
-
-            model = SentenceTransformer(str(sbert_dir), device="cpu", local_files_only=True)
-            return SentenceBertEncoder(model, name="SentenceBERT fine-tuned (MNRL)", precision=cfg.precision)
+            return load_sbert_encoder(sbert_dir, "SentenceBERT fine-tuned (MNRL)", cfg.precision)
 
         emb_stage("SentenceBERT fine-tuned (MNRL)", "sbert_finetuned", sbert_ft_encoder,
                   stages.hashes["train:sbert_finetuned"])
