@@ -38,11 +38,11 @@ def _recall(result: dict) -> dict:
 
 
 def run(recipe: str, out: Path, seconds: float) -> dict:
-    from notellm.pipeline.context import evaluate_scorer
     from rich.console import Console
 
+    from notellm.evaluation.harness import evaluate_scorer
     from notellm.evaluation.protocol import EmbeddingScorer
-    from notellm.pipeline.quickstart import QuickstartConfig, _train, prepare_data, train_config
+    from notellm.pipeline.quickstart import QuickstartConfig, prepare_data, train_config, train_run
     from notellm.pipeline.stages import StageRunner
     from notellm.retrieval.encode import encode_notes
 
@@ -67,7 +67,7 @@ def run(recipe: str, out: Path, seconds: float) -> dict:
 
         tcfg, _ = train_config(cfg, out / "data", out / "runs" / recipe, seconds,
                                RECIPES[recipe] + COMMON + [f"train.val0_cache={out / 'val0_cache.json'}"])
-        trained = _train(tcfg)
+        trained = train_run(tcfg)
         rows = [json.loads(x) for x in Path(trained["metrics_path"]).read_text().splitlines() if x.strip()]
         val = [r["val_loss"] for r in rows if "val_loss" in r]
         result = json.loads((Path(tcfg.train.out_dir) / "train_result.json").read_text())

@@ -45,8 +45,8 @@ class RecallComparison:
 
 def pool_recall10(encoder: Encoder, data_dir: str | Path, progress: bool = False) -> tuple[float, int, int]:
     """(Recall@10 in points, queries, pool size) of `encoder` under the paper rule on the data folder's test pool."""
+    from notellm.evaluation.harness import EvalContext
     from notellm.evaluation.protocol import EmbeddingScorer, build_queries, evaluate_queries
-    from notellm.pipeline.context import EvalContext
     from notellm.retrieval.encode import encode_notes
 
     ctx = EvalContext.from_data_dir(data_dir)

@@ -161,3 +161,17 @@ def test_cli_quantises_an_existing_fp32_export(onnx_fp32_dir, onnx_int8_dir, dat
     again = CliRunner().invoke(_cli(), ["export", str(out), "--quantize", "int8", "--data", str(data_dir),
                                         "--out", str(tmp_path / "x")])
     assert again.exit_code == 1 and "quantise the fp32 one" in again.output
+
+
+def test_int8_recall_check_runs_on_a_mined_data_folder(tiny_model_dir, onnx_fp32_dir, stackexchange_dir, tmp_path):
+    """The recall check the int8 export prints: both runtimes scored on the same test pool of real, mined data."""
+    from notellm.data.store import MiningConfig, SplitConfig, import_stackexchange, mine_and_split
+    from notellm.export.quality import compare_recall
+
+    data = tmp_path / "se"
+    import_stackexchange([stackexchange_dir / "beer.stackexchange.com"], data)
+    mine_and_split(data, MiningConfig(), SplitConfig(seed=0), progress=False)
+    result = compare_recall(load_encoder(tiny_model_dir, precision="fp32"), load_encoder(onnx_fp32_dir), data)
+    assert result.queries > 0 and result.pool_size > 0
+    # fp32 ONNX reproduces PyTorch (cosine 1e-4), so the two recalls agree and the verdict is "within"
+    assert abs(result.recall10_reference - result.recall10_candidate) <= 1.0 and result.ok
