@@ -45,9 +45,10 @@ import faiss
 import numpy as np
 import pandas as pd
 
+from notellm.atomicdir import fsync_path
 from notellm.data.schema import CATEGORY, CONTENT, HASHTAGS, NOTE_ID, TITLE, Note
 from notellm.serve.codec import URL, note_from_dict, note_to_dict, note_url
-from notellm.serve.wal import WriteAheadLog, fsync_dir, replay
+from notellm.serve.wal import WriteAheadLog, replay
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def _write_manifest(root: Path, manifest: dict) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, root / MANIFEST)
-    fsync_dir(root)
+    fsync_path(root)
 
 
 def _write_snapshot(root: Path, gen: int, notes: list[Note], matrix: np.ndarray) -> str:
@@ -129,9 +130,9 @@ def _write_snapshot(root: Path, gen: int, notes: list[Note], matrix: np.ndarray)
     frame.to_parquet(tmp / NOTES_FILE, index=False)
     for path in (tmp / VECTORS_FILE, tmp / NOTES_FILE):
         _fsync_file(path)
-    fsync_dir(tmp)
+    fsync_path(tmp)
     os.replace(tmp, final)
-    fsync_dir(root)
+    fsync_path(root)
     return name
 
 

@@ -21,6 +21,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from notellm.atomicdir import fsync_path
+
 log = logging.getLogger(__name__)
 
 HEADER_BYTES = 18  # 8 hex + space + 8 hex + space
@@ -101,7 +103,7 @@ class WriteAheadLog:
         self.path = Path(path)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._end = os.lseek(self._fd, 0, os.SEEK_END)  # bytes of acknowledged records
-        fsync_dir(self.path.parent)  # make the file's creation itself durable
+        fsync_path(self.path.parent)  # make the file's creation itself durable
         self.records = 0
         self.broken: OSError | None = None  # set when a failed append could not be cut back
 
@@ -139,11 +141,3 @@ class WriteAheadLog:
             os.close(self._fd)
             self._fd = -1
 
-
-def fsync_dir(path: str | Path) -> None:
-    """fsync a directory so that renames and file creations inside it survive a power loss."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
