@@ -47,11 +47,7 @@ class DuckDBEngine:
     def _raw_sql(self, time_range: TimeRange | None) -> str:
         action = "CAST(action AS VARCHAR)" if S.ACTION in self._columns else f"'{S.DEFAULT_ACTION}'"
         weight = "CAST(weight AS DOUBLE)" if S.WEIGHT in self._columns else "CAST(1 AS DOUBLE)"
-        where = []
-        if time_range is not None and time_range.start_ns is not None:
-            where.append(f"ts >= {int(time_range.start_ns)}")
-        if time_range is not None and time_range.end_ns is not None:
-            where.append(f"ts < {int(time_range.end_ns)}")
+        where = time_range.sql_conditions() if time_range is not None else []
         path = self.events_path.replace("'", "''")
         return (f"SELECT * FROM (SELECT user_id AS u, CAST(note_id AS VARCHAR) AS note, epoch_ns(timestamp) AS ts, "
                 f"filename AS rid_file, file_row_number AS rid, {action} AS action, {weight} AS w "

@@ -32,6 +32,11 @@ class TimeRange:
     start_ns: int | None = None
     end_ns: int | None = None
 
+    def sql_conditions(self, column: str = "ts") -> list[str]:
+        """The bounds as SQL conditions on `column` (AND them; none when unbounded), for the SQL engines."""
+        bounds = [(">=", self.start_ns), ("<", self.end_ns)]
+        return [f"{column} {op} {int(ns)}" for op, ns in bounds if ns is not None]
+
 
 @dataclass
 class DuckDBSettings:

@@ -115,11 +115,7 @@ class SparkEngine:
 
     # --- PairEngine --------------------------------------------------------------------------------------
     def _raw_sql(self, time_range: TimeRange | None) -> str:
-        where = []
-        if time_range is not None and time_range.start_ns is not None:
-            where.append(f"ts >= {int(time_range.start_ns)}")
-        if time_range is not None and time_range.end_ns is not None:
-            where.append(f"ts < {int(time_range.end_ns)}")
+        where = time_range.sql_conditions() if time_range is not None else []
         return "SELECT * FROM events_all" + (" WHERE " + " AND ".join(where) if where else "")
 
     def top_pairs(self, cfg: MiningConfig, time_range: TimeRange | None = None
