@@ -37,7 +37,13 @@ def _recall(result: dict) -> dict:
     return {k: overall[k] for k in overall if k.startswith("recall")} | {"n_queries": overall["n_queries"]}
 
 
-def run(recipe: str, out: Path, seconds: float) -> dict:
+def _ranks(result: dict) -> dict:
+    """The paper-rule rank interval of every query: what the paired bootstrap of the table needs."""
+    raw = result["paper"]
+    return {k: raw[k] for k in ("greater", "ties", "ks", "pool_size", "n_candidates", "query_digest")}
+
+
+def run(recipe: str, out: Path, seconds: float, threads: int | None = None) -> dict:
     from rich.console import Console
 
     from notellm.evaluation.harness import evaluate_scorer
@@ -46,6 +52,10 @@ def run(recipe: str, out: Path, seconds: float) -> dict:
     from notellm.pipeline.stages import StageRunner
     from notellm.retrieval.encode import encode_notes
 
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
     load_start = os.getloadavg()
     console = Console(stderr=True)
     cfg = QuickstartConfig(out=str(out), progress=True)
@@ -78,8 +88,10 @@ def run(recipe: str, out: Path, seconds: float) -> dict:
                "stop_reason": trained["stop_reason"], "total_steps": trained["total_steps"]}
         encoder = NoteLLMEncoder(NoteLLM.from_pretrained(trained["model_dir"]), name=recipe)
     vectors = encode_notes(encoder, ctx.pool_notes(), desc=f"embed test pool ({recipe})")
-    row["test"] = _recall(evaluate_scorer(ctx, EmbeddingScorer(vectors, recipe), progress=False))
-    row.update(recipe=recipe, budget_seconds=seconds, wall_seconds=time.monotonic() - t0,
+    result = evaluate_scorer(ctx, EmbeddingScorer(vectors, recipe), progress=False)
+    row["test"] = _recall(result)
+    row["paper_ranks"] = _ranks(result)
+    row.update(recipe=recipe, threads=torch.get_num_threads(), affinity=sorted(os.sched_getaffinity(0)), budget_seconds=seconds, wall_seconds=time.monotonic() - t0,
                pool=len(ctx.pool_ids), loadavg_start=load_start, loadavg_end=os.getloadavg(),
                train_pairs=len(ctx.train_pairs))
     (out / "recipes").mkdir(parents=True, exist_ok=True)
@@ -87,17 +99,33 @@ def run(recipe: str, out: Path, seconds: float) -> dict:
     return row
 
 
-def table(out: Path) -> str:
-    lines = ["| recipe | steps | pairs seen | val loss (start → end) | test R@1 | test R@10 | test R@avg | "
-             "train s | load avg |", "|---|---|---|---|---|---|---|---|---|"]
-    for path in sorted((out / "recipes").glob("*.json")):
-        r = json.loads(path.read_text())
-        t = r["test"]
-        val = (f"{r['val_loss_start']:.3f} → {r['val_loss']:.3f}" if r.get("val_loss") is not None
-               else "–")
-        lines.append(f"| {r['recipe']} | {r['steps']} | {r['pairs_seen']} | {val} | {100 * t.get('recall@1', 0):.2f} "
-                     f"| {100 * t.get('recall@10', float('nan')):.2f} | {100 * t.get('recall_avg', float('nan')):.2f} "
-                     f"| {r['train_seconds']:.0f} | {r['loadavg_start'][0]:.1f}–{r['loadavg_end'][0]:.1f} |")
+def table(out: Path, reference: str = "sbert") -> str:
+    """Markdown: one row per recipe run, metrics as value ± half-width of the 95% paired-bootstrap interval over the
+    test queries, and the difference to `reference` (fine-tuned SentenceBERT) with its interval and verdict."""
+    from notellm.evaluation.results import build_table
+
+    rows = {p.stem: json.loads(p.read_text()) for p in sorted((out / "recipes").glob("*.json"))}
+    ranked = {name: {"paper": r["paper_ranks"]} for name, r in rows.items() if "paper_ranks" in r}
+    built = build_table("recipes", "test pool, paper rule", ranked,
+                        reference=reference if reference in ranked else None) if ranked else None
+    lines = ["| recipe | threads | steps | pairs seen | val loss (start → end) | test R@10 | test R@avg | MRR | "
+             f"R@avg − {reference} | train s | load avg |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        val = (f"{r['val_loss_start']:.3f} → {r['val_loss']:.3f}" if r.get("val_loss") is not None else "–")
+        res = built.methods.get(name, {}).get("paper") if built else None
+        if res is None:  # a run from before the per-query ranks were stored: point values only
+            t = r["test"]
+            r10, avg, mrr, diff = f"{100 * t['recall@10']:.2f}", f"{100 * t['recall_avg']:.2f}", "–", "–"
+        else:
+            def pm(metric):
+                e = res.metrics[metric]
+                return f"{100 * e.value:.2f} ± {100 * e.half_width:.2f}"
+            r10, avg, mrr = pm("recall@10"), pm("recall_avg"), pm("mrr")
+            d = res.versus_reference.get("recall_avg")
+            diff = (f"{100 * d.value:+.2f} [{100 * d.lo:+.2f}, {100 * d.hi:+.2f}] {d.verdict}" if d else "reference")
+        lines.append(f"| {name} | {r.get('threads', '–')} | {r['steps']} | {r['pairs_seen']} | {val} | {r10} | {avg} "
+                     f"| {mrr} | {diff} | {r['train_seconds']:.0f} "
+                     f"| {r['loadavg_start'][0]:.1f}–{r['loadavg_end'][0]:.1f} |")
     return "\n".join(lines)
 
 
@@ -106,12 +134,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--recipe", choices=[*RECIPES, "sbert"])
     parser.add_argument("--seconds", type=float, default=180.0, help="training seconds per recipe")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
+    parser.add_argument("--reference", default="sbert", help="the recipe the table compares every other one with")
     parser.add_argument("--table", action="store_true")
     args = parser.parse_args()
     if args.recipe:
-        print(json.dumps(run(args.recipe, args.out.resolve(), args.seconds), indent=1))
+        print(json.dumps(run(args.recipe, args.out.resolve(), args.seconds, args.threads), indent=1))
     if args.table:
-        print(table(args.out.resolve()))
+        print(table(args.out.resolve(), args.reference))
 
 
 if __name__ == "__main__":
