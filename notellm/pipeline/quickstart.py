@@ -361,22 +361,29 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None, clock=
     example_ids = _example_ids(ctx, cfg.examples)
     generation: dict[str, dict] = {}
 
+    def generation_params(slug: str, n: int) -> dict:
+        return {"train": stages.hashes[f"train:{slug}"], "notes": generation_sample(ctx, n, first=example_ids),
+                "val": E.validation_sample(ctx, E.validation_size(n)), "eval": E.EVAL_VERSION}
+
     def generate(name: str, wanted: int) -> None:
         slug = RUN_DIRS[name]
         model = None
+        params = generation_params(slug, wanted)
+        if stages.done(f"generate:{slug}", params) is not None:  # finished earlier at full size: nothing to size
+            generation[name] = stages.run(f"generate:{slug}", params, lambda: None)
+            return
         if keeper.costs.rates.get("generate") is None and wanted:  # one note, timed, so the sample can be sized
             model = NoteLLM.from_pretrained(trained[name]["model_dir"], dtype=precision.dtype)
             t = time.monotonic()
             E.evaluate_generation(model, ctx, generation_sample(ctx, 1, first=example_ids), progress=False)
             keeper.costs.observe("generate", 1, time.monotonic() - t)
         n = keeper.shrink(f"generation metrics of {name}", "generate", wanted, tail, overhead_items=E.validation_size)
-        gen_ids = generation_sample(ctx, n, first=example_ids)
+        params = generation_params(slug, n)
+        gen_ids, val_ids = params["notes"], params["val"]
         if not gen_ids:
             return
-        val_ids = E.validation_sample(ctx, E.validation_size(n))
         generation[name] = stages.run(
-            f"generate:{slug}", {"train": stages.hashes[f"train:{slug}"], "notes": gen_ids, "val": val_ids,
-                                 "eval": E.EVAL_VERSION},
+            f"generate:{slug}", params,
             lambda: E.evaluate_generation(model or NoteLLM.from_pretrained(trained[name]["model_dir"],
                                                                            dtype=precision.dtype),
                                           ctx, gen_ids, progress=cfg.progress, val_ids=val_ids, name=name))
