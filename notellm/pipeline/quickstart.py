@@ -10,9 +10,12 @@ resumes and a finished one only re-renders the report. The run folder holds `dat
 `index/` (the service's durable index, for `notellm serve --model OUT/model --index OUT/index`), `metrics.json`,
 `report.md`, `report.html`.
 
-Time budget (`budget_minutes`, wall clock on this machine): the training runs get fixed shares (`plan_budget`)
-and stop cleanly at their share (`train.max_seconds`); the remainder is reserved for import, mining, embedding,
-evaluation and generation, which are not interrupted (their cost scales with the test pool and `gen_notes`).
+Time budget (`budget_minutes`, wall clock on this machine): one deadline for the whole run (`deadline.py`). The
+training runs get fixed shares (`plan_budget`), cut when earlier stages overran, and stop cleanly at their share
+(`train.max_seconds`); the remainder is reserved for import, mining, embedding, evaluation and generation. There,
+what can shrink does, every cut said on the console and in the report: the serving index and the sections that
+read it are skipped when they do not fit, the generation sample shrinks, the ablation and zero-shot rows run only
+when they fit. NoteLLM, SentenceBERT, BM25 and ItemCF on the test pool always run.
 """
 
 from __future__ import annotations
