@@ -322,7 +322,9 @@ def render_markdown(metrics: RunMetrics, image: Callable[[str, bytes], str]) -> 
                   "that no training note has. Constrained decoding draws from the closed sets (the categories; the "
                   f"{gen.vocabulary} tags of the training notes, which hold {_pct(gen.tags_reachable)}% of the test "
                   "notes' own tags), so its Ill is 0 by construction; \"greedy\" picks token by token (repetition "
-                  "penalty 1.2), \"beam\" ranks 4 paths by their length-normalised log-probability." + chosen
+                  "penalty 1.2), \"pmi λ\" picks token by token by log p(tags | note) − λ·log p(tags | empty note) (the "
+                  "model's note-free preference removed), \"beam\" ranks 4 paths by their length-normalised "
+                  "log-probability." + chosen
                   + " Baselines: the training notes' most frequent category and tags for every note, and the "
                   "category and tags voted by each note's nearest training notes under an embedding. Diversity: "
                   "distinct generated tags per note, and the share of notes that got the most common tag list. "
