@@ -62,6 +62,19 @@ def main() -> None:
     top_tags = most_frequent([list(n.hashtags) for n in train], 5)
     results = {"most frequent (baseline)": scores([top_cat] * len(notes), [top_tags] * len(notes), None)}
     labels = [s for s in args.decoders.split(",") if s] or list(SCORINGS)
+    unknown = sorted(set(labels) - set(SCORINGS))
+    if unknown:
+        raise SystemExit(f"--decoders: unknown {unknown}; choose from {list(SCORINGS)}")
+
+    def write() -> None:  # after every decoder, so a run stopped by its time limit keeps what it measured
+        out = {"command": " ".join(sys.argv), "model": args.model, "data": args.data, "notes": len(notes),
+               "vocabulary": len(vocabulary), "categories": len(categories), "results": results,
+               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+                          f"torch threads {torch.get_num_threads()}",
+               "load_average_start": load_start, "load_average_end": os.getloadavg()}
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(out, indent=1, ensure_ascii=False))
+
     for label in labels:
         start = time.perf_counter()
         cats = model.generate_category(notes, constrained=True, categories=categories, **SCORINGS[label])
@@ -72,13 +85,7 @@ def main() -> None:
               f"{d['diversity']['modal_share']:.2f}  tag P {d['tags']['tag_precision']:.3f} R "
               f"{d['tags']['tag_recall']:.3f}  cat acc {d['category_acc']:.3f}  modal cat share "
               f"{d['modal_category_share']:.2f}  ({d['seconds']} s)", flush=True)
-    out = {"command": " ".join(sys.argv), "model": args.model, "data": args.data, "notes": len(notes),
-           "vocabulary": len(vocabulary), "categories": len(categories), "results": results,
-           "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-                      f"torch threads {torch.get_num_threads()}",
-           "load_average_start": load_start, "load_average_end": os.getloadavg()}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1, ensure_ascii=False))
+        write()
 
 
 if __name__ == "__main__":

@@ -347,7 +347,7 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
             slug = RUN_DIRS[name]
             generation[name] = stages.run(
                 f"generate:{slug}", {"train": stages.hashes[f"train:{slug}"], "notes": gen_ids, "val": val_ids,
-                                     "eval": E.EVAL_VERSION},
+                                     "eval": E.EVAL_VERSION, "decoders": E.SCORINGS},
                 lambda name=name: E.evaluate_generation(NoteLLM.from_pretrained(trained[name]["model_dir"],
                                                                                 dtype=precision.dtype), ctx,
                                                         gen_ids, progress=cfg.progress, val_ids=val_ids, name=name))
