@@ -36,8 +36,8 @@ SAME_LAYER: set[tuple[str, str]] = set()
 # serve/ (lazily); it belongs with serve/build.py.
 ALLOWED_UPWARD = {("notellm.retrieval.runtime", "model"), ("notellm.retrieval.runtime", "export"),
                   ("notellm.retrieval.note_embedder", "serve")}
-# Known module cycle (#15): the mining engine registry and its DuckDB / Spark engines import each other (lazily).
-KNOWN_CYCLES = [["notellm.data.mining_duckdb", "notellm.data.mining_engine", "notellm.data.mining_spark"]]
+# Known module cycles (none left: the mining engines import mining_base.py, the registry imports the engines).
+KNOWN_CYCLES: list[list[str]] = []
 
 
 def module_name(path: Path) -> str:
