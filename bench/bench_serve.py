@@ -196,7 +196,7 @@ def main() -> None:
     t = time.perf_counter()
     if args.synthetic_notes:
         from notellm.data.schema import Note
-        from notellm.retrieval.runtime import load_encoder
+        from notellm.inference.load import load_encoder
 
         probe = Note(note_id="p", title="p", content="")
         dim = load_encoder(model_dir, None, precision="fp32").encode([probe]).shape[1]

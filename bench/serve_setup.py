@@ -64,7 +64,7 @@ def stackexchange_notes(workdir: Path, limit: int, seed: int = 0):
 
 
 def build_index(model_dir: Path, notes, out: Path, runtime: str | None = None) -> Path:
-    from notellm.retrieval.runtime import load_encoder
+    from notellm.inference.load import load_encoder
     from notellm.serve.build import build_index as build
 
     return build(load_encoder(model_dir, runtime), notes, out, overwrite=True)

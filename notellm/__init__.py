@@ -36,7 +36,7 @@ _EXPORTS = {
     "VectorIndex": "notellm.retrieval.index",
     "IndexConfig": "notellm.retrieval.index",
     "encode_notes": "notellm.retrieval.encode",
-    "load_encoder": "notellm.retrieval.runtime",
+    "load_encoder": "notellm.inference.load",
     "export_onnx": "notellm.export",
     # diversity
     "rerank": "notellm.rerank",

@@ -41,7 +41,7 @@ def evaluate(
         fail("--runtime onnx and --onnx-model go together (the export folder to embed with)")
     encoder = None
     if onnx_model is not None:
-        from notellm.retrieval.runtime import load_encoder
+        from notellm.inference.load import load_encoder
 
         encoder = load_encoder(onnx_model, "onnx", threads=threads)
     cfg = EvaluateConfig(baselines=baselines, gen_notes=gen_notes, pool=pool, reference=reference,

@@ -7,16 +7,17 @@ notellm feed-eval --data notellm-data/stackexchange --embeddings vectors.npz --o
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from notellm.cli.common import ConfigFile, DataDir, DiversifyWith, Set, VectorsFile, console, friendly
-from notellm.cli.rerank import Alpha, Epsilon, Gamma, Lam, Method, Theta, Window, method_params, rerank_with
+from notellm.cli.rerank import Method, rerank_options, rerank_with
 
 
 @friendly
+@rerank_options
 def feed_command(
     note: Annotated[str, typer.Option(help="The note id to build a related-notes feed for.")],
     data: DataDir,
@@ -25,12 +26,7 @@ def feed_command(
     k: Annotated[int, typer.Option(help="Feed length.")] = 10,
     candidates: Annotated[int, typer.Option(help="Neighbours retrieved before re-ranking.")] = 100,
     diversify_with: DiversifyWith = None,
-    lam: Lam = None,
-    theta: Theta = None,
-    gamma: Gamma = None,
-    alpha: Alpha = None,
-    window: Window = None,
-    epsilon: Epsilon = None,
+    params: dict[str, Any] | None = None,
 ) -> None:
     """Retrieve a note's nearest neighbours (cosine), diversify them, and print the feed."""
     import numpy as np
@@ -50,7 +46,7 @@ def feed_command(
     sims = np.array([score for _, score in neighbours], dtype=np.float32)  # (n,) cosine, best first
     unit = vectors.subset(ids).matrix
     div = unit if diversify_with is None else NoteVectors.load(diversify_with).subset(ids).matrix
-    order = rerank_with(sims, div, k, method, method_params(method, lam, theta, gamma, alpha, window, epsilon))
+    order = rerank_with(sims, div, k, method, params or {})
     title = notes["title"].to_dict()
     cats = notes["category"].reindex(ids).fillna("").tolist()
     table = Table(title=f"{method} feed for {note}: {escape(str(title.get(note, '')))[:80]}")

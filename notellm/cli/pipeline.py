@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -22,12 +23,16 @@ Seed = Annotated[int, typer.Option(help="Split and training seed.")]
 
 def _config(stackexchange, notes, events, out, model, config, budget, max_notes, skip_baselines, gen_notes, seed,
             overrides, warm_quantile=0.6, precision="auto", folds=1):
-    from notellm.pipeline.quickstart import QuickstartConfig
+    """The run's config, its training config (--config, then --set) checked before any stage runs: a mistyped key
+    fails in seconds, not after import and mining."""
+    from notellm.pipeline.quickstart import QuickstartConfig, train_config
 
-    return QuickstartConfig(stackexchange=stackexchange, notes=notes, events=events, out=out, model=model,
-                            config=config, budget_minutes=budget, max_notes=max_notes, skip_baselines=skip_baselines,
-                            gen_notes=gen_notes, seed=seed, warm_quantile=warm_quantile, overrides=overrides,
-                            precision=precision, folds=folds)
+    cfg = QuickstartConfig(stackexchange=stackexchange, notes=notes, events=events, out=out, model=model,
+                           config=config, budget_minutes=budget, max_notes=max_notes, skip_baselines=skip_baselines,
+                           gen_notes=gen_notes, seed=seed, warm_quantile=warm_quantile, overrides=overrides,
+                           precision=precision, folds=folds)
+    train_config(cfg, Path(out), Path(out), seconds=1.0, extra=[])
+    return cfg
 
 
 @friendly

@@ -9,7 +9,10 @@ files are `NoteVectors` .npz (arrays `ids` and `vectors`, see notellm/retrieval/
 
 from __future__ import annotations
 
+import inspect
 import json
+from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,17 +22,34 @@ from notellm.cli.common import console, friendly
 
 METHOD_HELP = "none | mmr | dpp | dpp_window | ssd | ssd_star"
 Method = Annotated[str, typer.Option(help=f"Re-ranker: {METHOD_HELP}.")]
-Lam = Annotated[float | None, typer.Option(help="MMR relevance weight λ in [0, 1].")]
-Theta = Annotated[float | None, typer.Option(help="Relevance weight θ in [0, 1] (ssd_star, dpp, dpp_window).")]
-Gamma = Annotated[float | None, typer.Option(help="Diversity scale γ ≥ 0 (ssd, ssd_star).")]
-Alpha = Annotated[float | None, typer.Option(help="DPP quality exponent α (instead of θ).")]
-Window = Annotated[int | None, typer.Option(help="Window of interacting positions, counting the new item.")]
-Epsilon = Annotated[float | None, typer.Option(help="DPP stopping threshold ε on the gain d².")]
+# The re-rankers' parameters, spelled once for every command that re-ranks (`rerank_options`); each is optional and
+# only the given ones reach `notellm.rerank.rerank`, so each method keeps its own defaults.
+RERANK_OPTIONS: dict[str, Any] = {
+    "lam": Annotated[float | None, typer.Option(help="MMR relevance weight λ in [0, 1].")],
+    "theta": Annotated[float | None, typer.Option(help="Relevance weight θ in [0, 1] (ssd_star, dpp, dpp_window).")],
+    "gamma": Annotated[float | None, typer.Option(help="Diversity scale γ ≥ 0 (ssd, ssd_star).")],
+    "alpha": Annotated[float | None, typer.Option(help="DPP quality exponent α (instead of θ).")],
+    "window": Annotated[int | None, typer.Option(help="Window of interacting positions, counting the new item.")],
+    "epsilon": Annotated[float | None, typer.Option(help="DPP stopping threshold ε on the gain d².")],
+}
 
 
-def method_params(method: str, lam, theta, gamma, alpha, window, epsilon) -> dict[str, Any]:
-    given = {"lam": lam, "theta": theta, "gamma": gamma, "alpha": alpha, "window": window, "epsilon": epsilon}
-    return {k: v for k, v in given.items() if v is not None}
+def rerank_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give `command` the options --lam ... --epsilon (RERANK_OPTIONS, after its own) and call it with
+    `params`: a dict of the ones given. Typer reads a command's options from its signature, so the wrapper
+    shows typer the command's signature (annotations evaluated where the command is defined) with `params`
+    replaced by the options."""
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "params"]
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=option)
+             for name, option in RERANK_OPTIONS.items()]
+
+    @wraps(command)
+    def with_params(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name, None) for name in RERANK_OPTIONS}
+        return command(*args, params={k: v for k, v in given.items() if v is not None}, **kwargs)
+
+    with_params.__signature__ = inspect.Signature(own + extra)  # type: ignore[attr-defined]
+    return with_params
 
 
 def rerank_with(scores, vectors, k: int, method: str, params: dict[str, Any]):
@@ -121,6 +141,7 @@ def _numbers(series, rows, path: Path):
 
 
 @friendly
+@rerank_options
 def rerank_command(
     candidates: Annotated[Path, typer.Option(help="CSV/JSONL/Parquet: request_id, note_id, score [, embedding].")],
     out: Annotated[Path, typer.Option(help="Output .csv/.parquet/.jsonl: request_id, rank, note_id, score.")],
@@ -128,19 +149,14 @@ def rerank_command(
     k: Annotated[int, typer.Option(help="Items per re-ranked list.")] = 20,
     embeddings: Annotated[Path | None, typer.Option(help="NoteVectors .npz instead of an embedding column.")] = None,
     embedding_column: Annotated[str, typer.Option(help="Column holding each candidate's vector.")] = "embedding",
-    lam: Lam = None,
-    theta: Theta = None,
-    gamma: Gamma = None,
-    alpha: Alpha = None,
-    window: Window = None,
-    epsilon: Epsilon = None,
+    params: dict[str, Any] | None = None,
 ) -> None:
     """Re-rank every request's candidates for diversity and write the ordered lists."""
     import numpy as np
     import pandas as pd
     from tqdm.auto import tqdm
 
-    params = method_params(method, lam, theta, gamma, alpha, window, epsilon)
+    params = params or {}
     requests = load_candidates(candidates, embeddings, embedding_column)
     rows = []
     for request, ids, scores, vectors in tqdm(requests, desc=f"rerank ({method})", unit=" request"):

@@ -48,31 +48,28 @@ def embed(
         fail(f"--engine must be local or spark, got {engine!r}")
     if engine == "spark" and (encoder != "notellm" or out.suffix == ".npz"):
         fail("--engine spark embeds with a NoteLLM (--encoder notellm) into a folder of Parquet shards (not .npz)")
-    try:
-        if engine == "spark":
-            from notellm.data.schema import NOTES_FILE
-            from notellm.retrieval.embed_spark import SparkEmbedConfig, embed_with_spark
-            from notellm.spark_session import parse_conf
+    if engine == "spark":
+        from notellm.data.schema import NOTES_FILE
+        from notellm.retrieval.embed_spark import SparkEmbedConfig, embed_with_spark
+        from notellm.spark_session import parse_conf
 
-            cfg = SparkEmbedConfig(master=spark_master, conf=parse_conf(spark_conf), batch_size=batch_size,
-                                   shards=shards)
-            if not (data / NOTES_FILE).is_file():
-                raise FileNotFoundError(f"{data / NOTES_FILE} not found: import notes first (`notellm import ...`)")
-            embedder = NoteEmbedder(str(model), runtime=runtime, threads=threads)
-            count = embed_with_spark(data / NOTES_FILE, embedder, out, cfg)
-            typer.echo(f"wrote {count} vectors as Parquet shards to {out}")
-            return
-        notes = frame_to_notes(load_notes(data))
-        if encoder == "sbert":
-            from notellm.evaluation.sbert import SentenceBertEncoder
+        cfg = SparkEmbedConfig(master=spark_master, conf=parse_conf(spark_conf), batch_size=batch_size,
+                               shards=shards)
+        if not (data / NOTES_FILE).is_file():
+            raise FileNotFoundError(f"{data / NOTES_FILE} not found: import notes first (`notellm import ...`)")
+        embedder = NoteEmbedder(str(model), runtime=runtime, threads=threads)
+        count = embed_with_spark(data / NOTES_FILE, embedder, out, cfg)
+        typer.echo(f"wrote {count} vectors as Parquet shards to {out}")
+        return
+    notes = frame_to_notes(load_notes(data))
+    if encoder == "sbert":
+        from notellm.evaluation.sbert import SentenceBertEncoder
 
-            enc = SentenceBertEncoder()
-        else:
-            enc = NoteEmbedder(str(model), runtime=runtime, threads=threads)
-        vectors = encode_notes(enc, notes, chunk_size=batch_size)
-        path = vectors.save(out) if out.suffix == ".npz" else write_vector_shard(vectors, out / "part-00000.parquet")
-    except (FileNotFoundError, ValueError) as exc:
-        fail(str(exc))
+        enc = SentenceBertEncoder()
+    else:
+        enc = NoteEmbedder(str(model), runtime=runtime, threads=threads)
+    vectors = encode_notes(enc, notes, chunk_size=batch_size)
+    path = vectors.save(out) if out.suffix == ".npz" else write_vector_shard(vectors, out / "part-00000.parquet")
     typer.echo(f"wrote {len(notes)} vectors to {path}")
 
 

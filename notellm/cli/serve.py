@@ -40,7 +40,7 @@ def build(
 ) -> None:
     """Embed every note of DATA with MODEL (or take --vectors) and write a durable index folder to OUT."""
     from notellm.data.store import frame_to_notes, load_notes
-    from notellm.retrieval.runtime import load_encoder
+    from notellm.inference.load import load_encoder
     from notellm.serve.build import build_index
 
     try:
@@ -85,7 +85,7 @@ def serve(
 
     from notellm.config import load_config
     from notellm.data.schema import Note
-    from notellm.retrieval.runtime import load_encoder
+    from notellm.inference.load import load_encoder
     from notellm.serve.app import create_app
     from notellm.serve.backend import open_index
     from notellm.serve.config import ServeConfig

@@ -17,7 +17,7 @@ import pandas as pd
 
 from notellm.data import schema as S
 from notellm.data.mining import MiningConfig
-from notellm.data.mining_engine import DuckDBSettings, TimeRange
+from notellm.data.mining_base import DuckDBSettings, TimeRange
 from notellm.data.mining_sql import DUCKDB, known_notes_frame, mine_sql
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from notellm.data import schema as S
 from notellm.data.mining import MiningConfig
-from notellm.data.mining_engine import SparkSettings, TimeRange
+from notellm.data.mining_base import SparkSettings, TimeRange
 from notellm.data.mining_sql import SPARK, known_notes_frame, mine_sql
 from notellm.spark_session import spark_session
 

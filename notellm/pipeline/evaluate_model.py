@@ -65,10 +65,10 @@ def evaluate_model(model_dir: str | Path, data_dir: str | Path, out: str | Path,
     cfg = cfg or EvaluateConfig()
     boot = BootstrapConfig(resamples=cfg.resamples, seed=cfg.seed)
     t0, load_start = time.monotonic(), loadavg()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     ctx = E.EvalContext.from_data_dir(data_dir)
     model = NoteLLM.from_pretrained(model_dir)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)  # only once the inputs have loaded: a bad input leaves nothing behind
     pools = ["test", "full"] if cfg.pool == "both" else [cfg.pool]
     raw: dict[str, dict] = {p: {} for p in pools}
     health, warm_scorers, all_vectors = {}, [], {}

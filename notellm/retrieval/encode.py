@@ -3,7 +3,7 @@
 An `Encoder` is anything with `encode(notes) -> np.ndarray (n, d)`: NoteLLM on PyTorch (`NoteLLMEncoder`) or on
 ONNX Runtime (`notellm.export.OnnxEncoder`), the zero-shot LLM baselines, SentenceBERT. It is the one embedding
 contract: evaluation, `notellm embed`, the index builder and the service all embed through it, and
-`retrieval/runtime.py` `load_encoder(path, runtime)` turns a saved model folder into one. `encode_notes` feeds it
+`inference/load.py` `load_encoder(path, runtime)` turns a saved model folder into one. `encode_notes` feeds it
 length-sorted chunks (similar lengths pad less), shows progress, restores the original order and L2-normalises, so
 every encoder's output is comparable by inner product (= cosine, docs/method.md §5.1).
 

@@ -2,7 +2,7 @@
 
 It holds only the model folder and options, so it pickles small; the model is loaded on first use, once per
 process (a Spark Python worker loads it once and reuses it for every batch it is given). Loading goes through
-`notellm.retrieval.runtime.load_encoder`, the single place a saved model (a NoteLLM folder on PyTorch, or an ONNX
+`notellm.inference.load.load_encoder`, the single place a saved model (a NoteLLM folder on PyTorch, or an ONNX
 export on ONNX Runtime) becomes an `Encoder`. Output rows are L2-normalised float32, as `encode_notes` gives them.
 
 Vectors travel as Parquet shards (note_id, embedding: list<float>): `write_vector_shard` / `read_vectors` (which
@@ -52,7 +52,7 @@ class NoteEmbedder:
     @property
     def encoder(self) -> Any:
         if self._encoder is None:
-            from notellm.retrieval.runtime import load_encoder
+            from notellm.inference.load import load_encoder
 
             self._encoder = load_encoder(self.model_dir, self.runtime, batch_size=self.batch_size,
                                          threads=self.threads, precision=self.precision, name=self.name)

@@ -189,6 +189,7 @@ def load_train_config(path: str | Path | None = None, overrides: list[str] | tup
         filtered = Path(tmp) / Path(path).with_suffix(".yaml").name
         filtered.write_text(yaml.safe_dump(ours, allow_unicode=True), encoding="utf-8")
         try:
-            return load_config(TrainConfig, filtered, overrides)
+            load_config(TrainConfig, filtered)  # the file alone first: its mistakes name the file
         except Exception as exc:
             raise type(exc)(f"{path}: {exc}") from exc
+        return load_config(TrainConfig, filtered, overrides)  # an override's mistake names the key, not the file

@@ -7,11 +7,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
 from notellm.cli import build_app
-from notellm.cli.common import deprecated_overrides
+from notellm.cli.common import deprecated_overrides, friendly
 
 CLI_DIR = Path(__file__).resolve().parents[2] / "notellm" / "cli"
 
@@ -22,6 +23,66 @@ def _commands(group, prefix: str = ""):
             yield from _commands(cmd, f"{prefix}{name} ")
         else:
             yield f"{prefix}{name}", cmd
+
+
+COMMANDS = dict(_commands(typer.main.get_command(build_app())))
+WITH_SET = sorted(name for name, cmd in COMMANDS.items() if any("--set" in getattr(p, "opts", []) for p in cmd.params))
+
+
+def _callbacks(app: typer.Typer, prefix: str = ""):
+    """(command name, the function registered for it) of every command, groups included."""
+    for info in app.registered_commands:
+        yield f"{prefix}{info.name}", info.callback
+    for group in app.registered_groups:
+        yield from _callbacks(group.typer_instance, f"{prefix}{group.name} ")
+
+
+def _missing_inputs(name: str, tmp: Path) -> list[str]:
+    """A command line of `name` whose every required input (and --notes/--events, which the pipeline commands
+    need instead of required options) is a path that does not exist."""
+    args = name.split()
+    for param in COMMANDS[name].params:
+        if param.required or param.name in ("notes", "events"):
+            value = "some-note" if param.name == "note" else str(tmp / f"missing-{param.name}")
+            args += [param.opts[0], value] if param.opts[0].startswith("-") else [value]
+    return args
+
+
+def test_the_walk_sees_every_command():
+    assert {"mine", "train", "quickstart", "ablate", "evaluate", "embed", "report", "rerank", "feed", "feed-eval",
+            "export", "serve", "import files", "import stackexchange", "data stats", "cb2cf train", "cb2cf embed",
+            "cb2cf eval", "index build"} <= set(COMMANDS)
+
+
+def test_every_command_goes_through_the_one_error_handler():
+    wrapper = friendly(lambda: None).__code__  # every friendly(...) wrapper runs this code object
+    callbacks = dict(_callbacks(build_app()))
+    assert set(callbacks) == set(COMMANDS)
+    unwrapped = [name for name, callback in callbacks.items() if callback.__code__ is not wrapper]
+    assert not unwrapped, f"commands without cli.common.friendly: {unwrapped}"
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_exits_1_naming_a_missing_input_and_2_on_a_malformed_line(name, tmp_path):
+    result = CliRunner().invoke(build_app(), _missing_inputs(name, tmp_path))
+    assert result.exit_code == 1, (result.exit_code, result.output[-500:])
+    message = result.output.strip().splitlines()[-1]
+    assert message.startswith("error: ") and "Traceback" not in result.output
+    assert str(tmp_path) in message or "--" in message, message  # names the file/folder, or the option
+    assert not any(tmp_path.iterdir()), "a command with a missing input wrote something"
+    assert CliRunner().invoke(build_app(), [*name.split(), "--no-such-option"]).exit_code == 2
+
+
+@pytest.mark.parametrize("name", WITH_SET)
+def test_a_mistyped_set_key_exits_1_naming_it_before_any_work(name, tmp_path):
+    (tmp_path / "out").mkdir()
+    args = _missing_inputs(name, tmp_path)
+    if "--out" in [o for p in COMMANDS[name].params for o in p.opts]:
+        args += ["--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(build_app(), [*args, "--set", "no_such_key=1"])
+    assert result.exit_code == 1, (result.exit_code, result.output[-500:])
+    assert "no_such_key" in result.output.strip().splitlines()[-1], result.output[-500:]
+    assert not any((tmp_path / "out").iterdir()), "the command worked before it read its overrides"
 
 
 def test_every_command_with_a_config_takes_repeatable_set():

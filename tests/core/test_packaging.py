@@ -1,5 +1,6 @@
-"""The built wheel ships the presets: every training preset and accelerate config, found by the quickstart's lookup
-(importlib.resources) from the installed files, with no source checkout on the path.
+"""The built wheel ships the presets: every training preset and accelerate config, found by the quickstart's own
+lookup (`train_config`, through importlib.resources) from the installed files, with no source checkout on the path;
+and the service's page.
 
 Run: PYTHONPATH=. python -m pytest tests/core/test_packaging.py -q -p no:cacheprovider
 """
@@ -24,6 +25,12 @@ for backbone in c.PRESETS:
     assert "train" in read_config_file(c.preset_path(backbone)), backbone
 for name in ("ddp", "fsdp", "deepspeed_zero3", "cpu_2proc"):
     read_config_file(c.config_path(f"accelerate/{name}.yaml"))
+# the quickstart's own lookup: `notellm quickstart --model NAME` trains from the installed preset
+from notellm.pipeline.quickstart import QuickstartConfig, train_config
+for backbone in c.PRESETS:
+    tcfg, path = train_config(QuickstartConfig(model=backbone, out="q"), Path("d"), Path("o"), 60.0, [])
+    assert Path(path).resolve().is_relative_to(Path(sys.argv[1]).resolve()), path
+    assert tcfg.model.backbone == backbone and tcfg.train.max_seconds == 60, (backbone, tcfg)
 print("ok", len(c.PRESETS))
 """
 
@@ -40,6 +47,8 @@ def test_wheel_ships_every_preset(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {p.relative_to(REPO).as_posix() for p in (REPO / "notellm" / "configs").rglob("*.yaml")}
     assert shipped and shipped <= names, sorted(shipped - names)
+    page = {p.relative_to(REPO).as_posix() for p in (REPO / "notellm" / "serve" / "web").iterdir()}
+    assert page and page <= names, sorted(page - names)  # the service's page
 
     site = tmp_path / "site"  # a wheel is a zip of the installed tree: unpacking it is a --no-deps install
     zipfile.ZipFile(wheel).extractall(site)

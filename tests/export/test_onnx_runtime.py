@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from notellm.export import OnnxEncoder
 from notellm.export.quality import RecallComparison
+from notellm.inference.load import check_runtime, load_encoder
 from notellm.retrieval.encode import NoteLLMEncoder, encode_notes
-from notellm.retrieval.runtime import check_runtime, load_encoder
 from notellm.serve.app import create_app
 from notellm.serve.config import ServeConfig
 from notellm.serve.generator import LazyGenerator

@@ -208,3 +208,22 @@ def test_cb2cf_commands(app, tmp_path, folder):
         app, ["cb2cf", "embed", "--model", tmp_path / "nothing", "--embeddings", vec, "--out", tmp_path / "x.npz"]
     )
     assert code == 1 and "not a CB2CF folder" in out
+
+
+def test_rerank_options_hand_only_the_given_parameters_to_the_command():
+    from notellm.cli.rerank import RERANK_OPTIONS, rerank_options
+
+    seen = []
+
+    @rerank_options
+    def command(k: int = 3, params: dict | None = None) -> None:
+        seen.append((k, params))
+
+    one = typer.Typer()
+    one.command()(command)
+    assert CliRunner().invoke(one, ["--k", "5", "--theta", "0.7", "--window", "2"]).exit_code == 0
+    assert CliRunner().invoke(one, []).exit_code == 0
+    assert seen == [(5, {"theta": 0.7, "window": 2}), (3, {})]
+    for command_name in ("rerank", "feed"):  # the commands that re-rank offer every parameter, once
+        opts = [o for p in typer.main.get_command(build_app()).commands[command_name].params for o in p.opts]
+        assert all(opts.count(f"--{name}") == 1 for name in RERANK_OPTIONS), command_name

@@ -14,7 +14,7 @@ from serve_testkit import planted_notes
 from typer.testing import CliRunner
 
 from notellm.cli.serve import register
-from notellm.retrieval.runtime import load_encoder
+from notellm.inference.load import load_encoder
 from notellm.serve.app import create_app
 from notellm.serve.config import ServeConfig
 from notellm.serve.store import LocalNoteIndex
