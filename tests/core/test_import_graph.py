@@ -32,10 +32,7 @@ SAME_LAYER: set[tuple[str, str]] = set()
 # Known upward imports, by module: retrieval/runtime.py (`load_encoder`, #14) opens a saved model folder of either
 # runtime, so it reaches up into model/ and export/ (lazily). It is a loader above both; moving it out of retrieval/
 # (e.g. to export/ or its own area) would remove these lines.
-# retrieval/note_embedder.py (`index_from_vectors`, #15) writes the service's index folder, so it reaches up into
-# serve/ (lazily); it belongs with serve/build.py.
-ALLOWED_UPWARD = {("notellm.retrieval.runtime", "model"), ("notellm.retrieval.runtime", "export"),
-                  ("notellm.retrieval.note_embedder", "serve")}
+ALLOWED_UPWARD = {("notellm.retrieval.runtime", "model"), ("notellm.retrieval.runtime", "export")}
 # Known module cycle (#15): the mining engine registry and its DuckDB / Spark engines import each other (lazily).
 KNOWN_CYCLES = [["notellm.data.mining_duckdb", "notellm.data.mining_engine", "notellm.data.mining_spark"]]
 
