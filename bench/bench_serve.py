@@ -347,7 +347,8 @@ def main() -> None:
                 print(profile_summary(raw))
             result["server_cpu_ms_per_request"] = round(1000 * cpu / max(result["requests"], 1), 3)
             result["loadavg_1m_start"], result["loadavg_1m_end"] = round(load, 2), round(os.getloadavg()[0], 2)
-            results[phase] = result
+            repeat = sum(key.split("#")[0] == phase for key in results)  # a phase listed twice: phase#2, ...
+            results[f"{phase}#{repeat + 1}" if repeat else phase] = result
             print(f"{phase}: {result['throughput_rps']} req/s, p99 {result['p99_ms']} ms, "
                   f"{result['errors']} errors", flush=True)
         metrics = httpx.get(base + "/metrics").text
