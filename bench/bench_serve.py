@@ -1,7 +1,9 @@
 """Load test of `notellm serve` on loopback with a native load generator: throughput, latency tail and errors.
 
     python bench/bench_serve.py --backbone tiny --index-notes 3750 --connections 50 --duration 10
-    python bench/bench_serve.py --backbone tiny --synthetic-notes 200000 --phases related,related_ssd_star
+    python bench/bench_serve.py --backbone tiny --synthetic-notes 1000000 --index-kind hnsw \
+        --index-set hnsw_m=16 --index-set hnsw_ef_construction=40 --index-set hnsw_ef_search=32 \
+        --phases related,related_ssd_star
     python bench/bench_serve.py --driver python ...           # the asyncio/httpx client, when wrk is missing
 
 Starts the real CLI server (`notellm serve`, FAISS backend unless --backend milvus; an untrained NoteLLM on the
@@ -10,8 +12,11 @@ through bench/serve_load.lua: one phase per request kind, each a fixed --duratio
 connections: related notes without and with each re-ranker, POST /notes (one new note each), POST /embed, and a
 weighted mix of all of them. With 2+ CPUs the server is pinned to one core and wrk to another (`taskset`), so the
 load generator does not steal the server's CPU. Per phase it records requests/s, p50/p90/p99/p99.9 latency,
-errors (socket errors, timeouts and HTTP status >= 400, as wrk counts them), the server's CPU time per request
-and the load average (the machine may be shared: say so with any figure). Prints a table and writes JSON to
+errors (socket errors, timeouts and HTTP status >= 400, as wrk counts them), the server's CPU time per request,
+the time the server's threads waited for a CPU (run-queue wait, /proc/<pid>/task/*/schedstat: other processes
+on its core), its garbage-collector pauses (from /metrics), wrk's own CPU time and the load average (the machine
+may be shared: say so with any figure). With an approximate index (HNSW/IVF) it also measures the served
+related lists' recall@k against exact search on a sample of notes. Prints a table and writes JSON to
 bench/results/serve_<backbone>_<backend>[_<N>].json (or --out).
 """
 
@@ -23,6 +28,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -55,6 +61,31 @@ def server_cpu_seconds(pid: int) -> float:
     """utime + stime of a process (all its threads), from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_queue_wait_seconds(pid: int) -> float:
+    """Time the process's threads spent runnable but waiting for a CPU (schedstat field 2, ns), summed."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):  # a thread that ended meanwhile
+            continue
+    return total / 1e9
+
+
+def gc_pauses(metrics_text: str) -> dict[str, tuple[float, float]]:
+    """generation -> (count, seconds) of the server's garbage-collector passes so far (notellm_gc_pause_seconds)."""
+    out: dict[str, list[float]] = {}
+    for kind, gen, value in re.findall(r'^notellm_gc_pause_seconds_(count|sum)\{generation="(\d)"\} ([\d.e+-]+)$',
+                                       metrics_text, re.M):
+        out.setdefault(gen, [0.0, 0.0])[0 if kind == "count" else 1] = float(value)
+    return {g: (c, s) for g, (c, s) in out.items()}
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def phase_request(phase: str) -> tuple[str, str]:
@@ -138,18 +169,38 @@ def python_requests(phase: str, ids: list[str], bodies: list[dict], k: int, seed
     return make
 
 
-def synthetic_index(out: Path, n: int, dim: int, seed: int) -> Path:
-    """An index folder of `n` synthetic notes: unit vectors around 1,000 random centres (clustered like topics)."""
-    from notellm.data.schema import Note
-    from notellm.serve.store import LocalNoteIndex
-
+def synthetic_vectors(n: int, dim: int, seed: int) -> np.ndarray:
+    """`n` unit vectors around 1,000 random centres (clustered like topics).  -> (n, dim)"""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((1000, dim)).astype(np.float32)
     vectors = centres[rng.integers(0, 1000, n)] + 0.5 * rng.standard_normal((n, dim)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)  # (n, d)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors
+
+
+def synthetic_index(out: Path, n: int, dim: int, seed: int, index) -> Path:
+    """An index folder of `n` synthetic notes (`synthetic_vectors`) with the vector index `index` (IndexConfig)."""
+    from notellm.data.schema import Note
+    from notellm.serve.store import LocalNoteIndex
+
     notes = [Note(note_id=f"syn:{i}", title=f"synthetic note {i}", content="", hashtags=("synthetic",),
                   category="synthetic") for i in range(n)]
-    return LocalNoteIndex.create(out, notes, vectors, overwrite=True)
+    return LocalNoteIndex.create(out, notes, synthetic_vectors(n, dim, seed), overwrite=True, index=index)
+
+
+def related_recall(base: str, vectors: np.ndarray, ids: list[str], k: int, sample: int, seed: int) -> dict:
+    """recall@k of the served related lists (GET /related, diversify=none) against exact search, on `sample`
+    random notes (vectors: every note's vector, row-aligned with ids)."""
+    rng = np.random.default_rng(seed + 1)
+    rows = rng.choice(len(ids), size=min(sample, len(ids)), replace=False)
+    found = 0
+    for row in rows.tolist():
+        sims = vectors @ vectors[row]
+        sims[row] = -np.inf
+        exact = {ids[i] for i in np.argpartition(-sims, k)[:k].tolist()}
+        served = httpx.get(f"{base}/notes/{quote(ids[row], safe='')}/related", params={"k": k}, timeout=60).json()
+        found += len(exact & {item["note_id"] for item in served["items"]})
+    return {"recall_at_k": round(found / (k * len(rows)), 4), "k": k, "sample": len(rows)}
 
 
 def main() -> None:
@@ -170,12 +221,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--backend", choices=["faiss", "milvus"], default="faiss",
                         help="milvus = embedded milvus-lite file in the workdir, seeded from the index")
+    parser.add_argument("--index-kind", default="auto", help="vector index of the served folder: flat (exact), hnsw, "
+                        "ivf, auto (exact up to 200,000 notes)")
+    parser.add_argument("--index-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="IndexConfig override, e.g. hnsw_m=16 (repeatable)")
+    parser.add_argument("--recall-sample", type=int, default=200,
+                        help="approximate index: notes whose served related lists are checked against exact search")
     parser.add_argument("--serve-arg", action="append", default=[],
                         help="extra `notellm serve` argument (repeatable), e.g. --serve-arg=--set=related_cache_k=50")
     parser.add_argument("--profile", default="", metavar="PHASE",
                         help="sample the server with py-spy during this phase and print where its time goes")
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and load generator to cores")
     parser.add_argument("--reuse-index", action="store_true", help="keep an index already built in the workdir")
+    parser.add_argument("--build-only", action="store_true",
+                        help="build the index folder in the workdir and stop (then run with --reuse-index)")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "notellm-bench")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -185,6 +244,11 @@ def main() -> None:
         parser.error(f"unknown phases {sorted(unknown)}; choose from {PHASES}")
     args.workdir.mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()
+    from notellm.config import load_config
+    from notellm.retrieval.index import IndexConfig
+
+    index_cfg = load_config(IndexConfig, None, [f"kind={args.index_kind}", *args.index_set])
+    index_tag = "-".join([index_cfg.kind, *sorted(s.replace("=", "") for s in args.index_set)])
 
     cpus = sorted(os.sched_getaffinity(0))
     pin = not args.no_pin and len(cpus) >= 2
@@ -200,17 +264,20 @@ def main() -> None:
 
         probe = Note(note_id="p", title="p", content="")
         dim = load_encoder(model_dir, None, precision="fp32").encode([probe]).shape[1]
-        index_dir = args.workdir / f"index-synthetic-{args.synthetic_notes}-{dim}"
+        index_dir = args.workdir / f"index-synthetic-{args.synthetic_notes}-{dim}-{index_tag}"
         if not (args.reuse_index and (index_dir / "index.json").exists()):
-            synthetic_index(index_dir, args.synthetic_notes, dim, args.seed)
+            synthetic_index(index_dir, args.synthetic_notes, dim, args.seed, index_cfg)
         ids = [f"syn:{i}" for i in range(args.synthetic_notes)]
         extra = pool
     else:
         indexed, extra = pool[: args.index_notes or len(pool)], pool[args.index_notes or len(pool) :]
-        index_dir = args.workdir / f"index-{Path(args.backbone).name}-{len(indexed)}"
+        index_dir = args.workdir / f"index-{Path(args.backbone).name}-{len(indexed)}-{index_tag}"
         if not (args.reuse_index and (index_dir / "index.json").exists()):
-            build_index(model_dir, indexed, index_dir)
+            build_index(model_dir, indexed, index_dir, index=index_cfg)
         ids = [n.note_id for n in indexed]
+    if args.build_only:
+        print(f"built {index_dir} in {time.perf_counter() - t:.1f} s (load average {os.getloadavg()[0]:.2f})")
+        return
     served = args.workdir / "served-index"  # the server writes into a copy; the built index stays pristine
     shutil.rmtree(served, ignore_errors=True)
     index_dir = Path(shutil.copytree(index_dir, served))
@@ -241,12 +308,22 @@ def main() -> None:
         os.sched_setaffinity(0, {client_cpu} if pin else own_affinity)
     startup_s = time.perf_counter() - t
     base = f"http://127.0.0.1:{port}"
+    index_kind = json.loads((index_dir / "index.json").read_text())["index_kind"]
 
     results = {}
+    recall = None
     try:
+        if index_kind != "flat" and args.recall_sample:
+            vectors = synthetic_vectors(args.synthetic_notes, dim, args.seed) if args.synthetic_notes else \
+                load_index_vectors(index_dir, ids)
+            recall = related_recall(base, vectors, ids, args.k, args.recall_sample, args.seed)
+            del vectors
+            print(f"related lists vs exact search: recall@{args.k} {recall['recall_at_k']} "
+                  f"on {recall['sample']} notes", flush=True)
         for phase in phases:
             load = os.getloadavg()[0]
-            cpu0 = server_cpu_seconds(proc.pid)
+            cpu0, wait0, wrk0 = server_cpu_seconds(proc.pid), run_queue_wait_seconds(proc.pid), children_cpu_seconds()
+            gc0 = gc_pauses(httpx.get(base + "/metrics").text)
             spy = None
             if phase == args.profile:
                 raw = args.workdir / f"profile-{phase}.txt"
@@ -260,12 +337,18 @@ def main() -> None:
                 make = python_requests(phase, ids, bodies, args.k, args.seed)
                 result = asyncio.run(run_python(base, args.connections, args.duration, make))
             cpu = server_cpu_seconds(proc.pid) - cpu0
+            result["server_run_queue_wait_s"] = round(run_queue_wait_seconds(proc.pid) - wait0, 3)
+            result["wrk_cpu_s"] = round(children_cpu_seconds() - wrk0, 2)
+            gc1 = gc_pauses(httpx.get(base + "/metrics").text)
+            result["gc_pauses"] = {g: {"count": int(c - gc0.get(g, (0, 0))[0]),
+                                       "seconds": round(s - gc0.get(g, (0, 0))[1], 4)} for g, (c, s) in gc1.items()}
             if spy is not None:
                 spy.wait()
                 print(profile_summary(raw))
             result["server_cpu_ms_per_request"] = round(1000 * cpu / max(result["requests"], 1), 3)
             result["loadavg_1m_start"], result["loadavg_1m_end"] = round(load, 2), round(os.getloadavg()[0], 2)
-            results[phase] = result
+            repeat = sum(key.split("#")[0] == phase for key in results)  # a phase listed twice: phase#2, ...
+            results[f"{phase}#{repeat + 1}" if repeat else phase] = result
             print(f"{phase}: {result['throughput_rps']} req/s, p99 {result['p99_ms']} ms, "
                   f"{result['errors']} errors", flush=True)
         metrics = httpx.get(base + "/metrics").text
@@ -281,13 +364,14 @@ def main() -> None:
         "note": "the load average counts other users' jobs on this machine; the server had one core, wrk another",
         "driver": args.driver, "pinned": {"server_cpu": server_cpu, "client_cpu": client_cpu},
         "backbone": args.backbone, "runtime": health["runtime"], "precision": health["precision"],
-        "backend": args.backend, "serve_args": server_args,
+        "backend": args.backend, "serve_args": server_args, "index_kind": index_kind,
+        "index_config": vars(index_cfg), "related_recall": recall,
         "indexed_notes": len(ids), "synthetic": bool(args.synthetic_notes),
         "connections": args.connections, "duration_s": args.duration, "k": args.k, "mix": MIX,
         "index_build_s": round(build_s, 1), "server_startup_s": round(startup_s, 1),
         "phases": results, "embedding": embed_batches(metrics), "notes_after": notes_after,
     }
-    suffix = f"_{len(ids)}" if args.synthetic_notes else ""
+    suffix = (f"_{len(ids)}" if args.synthetic_notes else "") + (f"_{index_kind}" if index_kind != "flat" else "")
     name = f"serve_{Path(args.backbone).name}_{args.backend}{suffix}.json"
     out = args.out or Path(__file__).parent / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -299,14 +383,24 @@ def main() -> None:
           f"{machine()['nproc']} CPUs ({machine()['cpu']}), server on cpu {server_cpu}, load on cpu {client_cpu}")
     print(f"load average start {load_start[0]:.2f}, end {load_end[0]:.2f} (other jobs count too)")
     print(f"{'phase':<18}{'requests':>9}{'errors':>7}{'req/s':>9}{'p50':>8}{'p90':>8}{'p99':>8}{'p99.9':>8}"
-          f"{'cpu ms/req':>11}")
+          f"{'cpu ms/req':>11}{'rq wait s':>10}{'gc s':>7}{'wrk cpu s':>10}")
     for name, p in results.items():
+        gc_s = sum(g["seconds"] for g in p["gc_pauses"].values())
         print(f"{name:<18}{p['requests']:>9}{p['errors']:>7}{p['throughput_rps']:>9}{p['p50_ms']!s:>8}"
-              f"{p['p90_ms']!s:>8}{p['p99_ms']!s:>8}{p['p999_ms']!s:>8}{p['server_cpu_ms_per_request']:>11}")
+              f"{p['p90_ms']!s:>8}{p['p99_ms']!s:>8}{p['p999_ms']!s:>8}{p['server_cpu_ms_per_request']:>11}"
+              f"{p['server_run_queue_wait_s']:>10}{gc_s:>7.3f}{p['wrk_cpu_s']:>10}")
     print(f"latency in ms; model calls for writes: {result['embedding']}; wrote {out}")
     if any(p["errors"] for p in results.values()):
         raise SystemExit("errors during the load test: " + str({k: p.get("error_kinds", p.get("error_samples"))
                                                                for k, p in results.items() if p["errors"]}))
+
+
+def load_index_vectors(index_dir: Path, ids: list[str]) -> np.ndarray:
+    """The vectors of `ids` from an index folder's snapshot (for the recall check).  -> (len(ids), d)"""
+    from notellm.retrieval.index import VectorIndex
+
+    manifest = json.loads((index_dir / "index.json").read_text())
+    return VectorIndex.load(index_dir / manifest["snapshot"]).vectors(ids)
 
 
 def profile_summary(raw: Path, top: int = 25) -> str:

@@ -63,11 +63,12 @@ def stackexchange_notes(workdir: Path, limit: int, seed: int = 0):
     return notes[:limit] if limit else notes
 
 
-def build_index(model_dir: Path, notes, out: Path, runtime: str | None = None) -> Path:
+def build_index(model_dir: Path, notes, out: Path, runtime: str | None = None, index=None) -> Path:
+    """index: the IndexConfig of the folder (default: the store's default)."""
     from notellm.inference.load import load_encoder
     from notellm.serve.build import build_index as build
 
-    return build(load_encoder(model_dir, runtime), notes, out, overwrite=True)
+    return build(load_encoder(model_dir, runtime), notes, out, overwrite=True, index=index)
 
 
 def free_port() -> int:

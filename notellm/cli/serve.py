@@ -1,6 +1,7 @@
 """CLI: `notellm serve` (the HTTP service) and `notellm index build` (embed a data folder into an index folder).
 
     notellm index build --model out/model --data data/se --out out/index
+    notellm index build --model out/model --data data/se --out out/index --kind hnsw --set hnsw_m=16
     notellm serve --model out/model --index out/index --port 8000
     notellm serve --model out/model-int8 --runtime onnx --generate-model out/model --index out/index
     notellm serve --model out/model --index out/index --backend milvus --milvus-uri http://host:19530
@@ -37,24 +38,32 @@ def build(
     vectors: Annotated[Path | None, typer.Option(
         help="Use these vectors instead of embedding: Parquet shards (`notellm embed --engine spark`) or .npz.")
     ] = None,
+    kind: Annotated[str | None, typer.Option(
+        help="Vector index: flat (= exact), hnsw, ivf, or auto (exact up to exact_max notes, else hnsw). Stored "
+             "in the folder; the server searches with it. Default: auto.")] = None,
+    config: ConfigFile = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="IndexConfig override key=value (hnsw_m, hnsw_ef_construction, hnsw_ef_search, ivf_nlist, "
+                      "ivf_nprobe, exact_max, max_dead_fraction); repeatable, after --config.")] = None,
 ) -> None:
     """Embed every note of DATA with MODEL (or take --vectors) and write a durable index folder to OUT."""
+    from notellm.config import load_config
     from notellm.data.store import frame_to_notes, load_notes
     from notellm.inference.load import load_encoder
-    from notellm.serve.build import build_index
+    from notellm.retrieval.index import IndexConfig
+    from notellm.serve.build import build_index, index_from_vectors
 
     try:
+        index_cfg = load_config(IndexConfig, config, [*(set_ or []), *([f"kind={kind}"] if kind else [])])
         notes = frame_to_notes(load_notes(data))
         if vectors is not None:
-            from notellm.retrieval.note_embedder import index_from_vectors
-
-            path = index_from_vectors(notes, vectors, out, overwrite=overwrite,
+            path = index_from_vectors(notes, vectors, out, overwrite=overwrite, index=index_cfg,
                                       info={"model": str(model.resolve()), "data": str(data.resolve()),
                                             "vectors": str(vectors.resolve())})
             typer.echo(f"indexed {len(notes)} notes into {path}")
             return
         encoder = load_encoder(model, runtime, batch_size=batch_size, threads=threads)
-        path = build_index(encoder, notes, out, overwrite=overwrite,
+        path = build_index(encoder, notes, out, overwrite=overwrite, index=index_cfg,
                            info={"model": str(model.resolve()), "data": str(data.resolve())})
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         fail(str(exc))

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from notellm.data.limits import url_problem
+
 # --- file names inside a data folder -------------------------------------------------------------------------
 NOTES_FILE = "notes.parquet"
 EVENTS_FILE = "events.parquet"
@@ -29,6 +31,7 @@ CONTENT = "content"
 HASHTAGS = "hashtags"  # list[str]
 CATEGORY = "category"  # hierarchy levels joined by "/", e.g. "beer/brewing"
 CREATED_AT = "created_at"  # optional, UTC timestamp
+URL = "url"  # optional extra: a link to the note's source (attribution, e.g. Stack Exchange); http(s) only
 NOTE_REQUIRED = (NOTE_ID, TITLE, CONTENT, HASHTAGS, CATEGORY)
 
 USER_ID = "user_id"
@@ -60,6 +63,13 @@ class Note:
     hashtags: tuple[str, ...] = ()
     category: str = ""
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def url(self) -> str:
+        """The note's source link (`extra["url"]`) if it is an absolute http(s) URL, else "" (never a
+        `javascript:` link, whatever wrote the note: everything that shows a link reads it here)."""
+        value = self.extra.get(URL) if self.extra else None
+        return value if isinstance(value, str) and value and url_problem(value) is None else ""
 
     @property
     def category_levels(self) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ process (a Spark Python worker loads it once and reuses it for every batch it is
 export on ONNX Runtime) becomes an `Encoder`. Output rows are L2-normalised float32, as `encode_notes` gives them.
 
 Vectors travel as Parquet shards (note_id, embedding: list<float>): `write_vector_shard` / `read_vectors` (which
-also reads a NoteVectors .npz), read by `notellm index build --vectors` (whose index folder seeds Milvus).
+also reads a NoteVectors .npz), read by `notellm index build --vectors` (serve/build.py `index_from_vectors`).
 """
 
 from __future__ import annotations
@@ -134,22 +134,3 @@ def read_vectors(path: str | Path) -> NoteVectors:
     if len(dims) != 1:
         raise ValueError(f"{path}: shards mix embedding sizes {sorted(dims)}")
     return NoteVectors(ids, np.concatenate(parts))
-
-
-def index_from_vectors(notes: list[Note], vectors_path: str | Path, out: str | Path, *, overwrite: bool = False,
-                       info: dict | None = None) -> Path:
-    """An index folder (serve/store.py layout) from precomputed vectors; every note needs a vector.
-
-    Raises:
-        ValueError: a note has no vector in `vectors_path`.
-    """
-    from notellm.serve.store import LocalNoteIndex
-
-    vectors = read_vectors(vectors_path)
-    known = set(vectors.ids)
-    missing = [n.note_id for n in notes if n.note_id not in known]
-    if missing:
-        raise ValueError(f"{vectors_path}: {len(missing)} notes have no vector, e.g. {missing[0]!r}; "
-                         "embed the same data folder")
-    matrix = vectors.subset([n.note_id for n in notes]).matrix
-    return LocalNoteIndex.create(out, notes, matrix, info=info, overwrite=overwrite)

@@ -11,10 +11,10 @@ Modules (the data flow of one request, top to bottom):
     metrics.py   Prometheus metrics + request body cap (ASGI middleware)
     schemas.py   pydantic request/response bodies
     backend.py   the NoteIndex contract + open_index(backend, ...)
-    store.py     LocalNoteIndex: snapshot + write-ahead log + exact FAISS (default backend)
+    store.py     LocalNoteIndex: snapshot + write-ahead log around retrieval.VectorIndex (default backend)
     wal.py       the framed, fsynced write-ahead log
     milvus.py    MilvusNoteIndex: the same contract on Milvus (cluster URI or milvus-lite file)
-    build.py     build_index(encoder, notes, out): the `notellm index build` step
+    build.py     build_index / index_from_vectors: the `notellm index build` step
     generator.py the PyTorch model behind /generate, loaded only when enabled (LazyGenerator)
     openapi.py   the OpenAPI document (docs/openapi.json)
     web/         the page served at /

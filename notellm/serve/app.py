@@ -53,7 +53,9 @@ def create_app(index: NoteIndex, model: Encoder, cfg: ServeConfig | None = None,
     async def lifespan(_: FastAPI):
         await run_in_threadpool(svc.build_cache)
         await svc.batcher.start()
+        svc.metrics.watch_gc()
         yield
+        svc.metrics.unwatch_gc()
         await svc.batcher.stop()
 
     app = FastAPI(title="notellm", version=__version__, lifespan=lifespan, description=DESCRIPTION)

@@ -8,17 +8,17 @@ queries by inner product (= cosine). Two implementations:
   when one machine is not enough; Milvus owns durability and replication there.
 
 The HTTP app and its test suite only ever see the `NoteIndex` Protocol, so both backends pass the same tests.
-Import graph (no cycle): protocol, codec <- store <- milvus <- backend (implementations imported lazily).
+Import graph (no cycle): protocol <- store <- milvus <- backend (implementations imported lazily); notes travel
+as dicts through the data model's codec (`Note.to_dict` / `Note.from_dict`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from notellm.serve.codec import URL, note_from_dict, note_to_dict, note_url
 from notellm.serve.protocol import NoteIndex
 
-__all__ = ["URL", "NoteIndex", "note_from_dict", "note_to_dict", "note_url", "open_index"]
+__all__ = ["NoteIndex", "open_index"]
 
 
 def open_index(backend: str, index_path: str | Path | None, *, milvus_uri: str | None = None,

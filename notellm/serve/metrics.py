@@ -2,13 +2,16 @@
 
 Per route *template* (`/notes/{note_id}/related`, never the raw path, so ids cannot blow up label cardinality):
 `notellm_requests_total{route,method,status}`, `notellm_request_errors_total{route,method,kind=client|server}` and
-`notellm_request_seconds{route,method}` (histogram). Each app gets its own `CollectorRegistry`, so several apps in
-one process (tests) do not collide. Bodies are read up to `max_body_bytes`; a larger one is answered 413 before the
-app sees it.
+`notellm_request_seconds{route,method}` (histogram), and `notellm_gc_pause_seconds{generation}`: every pass of
+Python's cyclic garbage collector while the app runs (a stop-the-world pause every in-flight request waits out;
+the histogram tells a latency tail caused by the collector from one caused by the machine). Each app gets its
+own `CollectorRegistry`, so several apps in one process (tests) do not collide. Bodies are read up to
+`max_body_bytes`; a larger one is answered 413 before the app sees it.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import time
@@ -34,6 +37,23 @@ class ServiceMetrics:
         self.notes = Gauge("notellm_notes", "Notes in the index", registry=self.registry)
         self.embed_batch = Histogram("notellm_embed_batch_notes", "Notes per model call (micro-batching)",
                                      buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=self.registry)
+        self.gc_pause = Histogram("notellm_gc_pause_seconds", "Cyclic garbage collector passes", ["generation"],
+                                  buckets=(0.0001, 0.0005, *LATENCY_BUCKETS), registry=self.registry)
+        self._gc_start = 0.0
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        else:
+            self.gc_pause.labels(str(info["generation"])).observe(time.perf_counter() - self._gc_start)
+
+    def watch_gc(self) -> None:
+        """Time every garbage-collector pass (until `unwatch_gc`)."""
+        gc.callbacks.append(self._on_gc)
+
+    def unwatch_gc(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
 
 
 class MetricsMiddleware:

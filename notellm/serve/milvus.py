@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from notellm.data.schema import Note
-from notellm.serve.codec import note_url
+from notellm.data.schema import HASHTAGS, URL, Note
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +69,9 @@ def _id_filter(note_ids: list[str]) -> str:
 
 
 def _to_note(row: dict) -> Note:
-    return Note(note_id=str(row["note_id"]), title=row.get("title", ""), content=row.get("content", ""),
-                hashtags=tuple(json.loads(row.get("hashtags") or "[]")), category=row.get("category", ""),
-                extra={"url": row["url"]} if row.get("url") else {})
+    """A Milvus row (hashtags stored as JSON text) through the data model's codec."""
+    return Note.from_dict({**row, HASHTAGS: json.loads(row.get(HASHTAGS) or "[]")},
+                          extra=(URL,) if row.get(URL) else ())
 
 
 class MilvusNoteIndex:
@@ -179,7 +178,7 @@ class MilvusNoteIndex:
             raise ValueError("upsert: the same note id appears twice in one request")
         rows = [{"note_id": n.note_id, "vector": v.tolist(), "title": n.title, "title_lc": n.title.casefold(),
                  "content": n.content, "hashtags": json.dumps(list(n.hashtags), ensure_ascii=False),
-                 "category": n.category, "url": note_url(n)} for n, v in zip(notes, vectors)]
+                 "category": n.category, "url": n.url} for n, v in zip(notes, vectors)]
         for row in rows:  # a value over its column's size is a clear error here, not an opaque Milvus failure
             for name, limit in _COLUMN_BYTES.items():
                 if len(row[name].encode("utf-8", "surrogatepass")) > limit:

@@ -3,12 +3,19 @@
 What production I2I systems serve: a related-notes request without re-ranking becomes a dictionary lookup instead
 of a vector search. The cache holds its own copy of the vectors so it can keep the lists exact on its own:
 
-- build: blocked exact all-pairs inner products (O(N^2 d): fine up to a few hundred thousand notes; beyond that,
-  serve searches instead);
+- build: blocked exact all-pairs inner products (O(N^2 d): fine up to a few hundred thousand notes), or, with an
+  approximate index (HNSW/IVF), `from_neighbours`: each list is the index's own answer for that note (one batched
+  search per note, `VectorIndex.neighbour_table`), put in the order below;
 - upsert of note x (new or changed): a changed x is first removed as below; then one matrix-vector product gives
   x's similarity to every note: x's own list is its top k, and x is inserted into every list whose k-th score it
   beats (or that holds fewer than k notes);
 - delete of x: x's row is dropped and every list that held x is recomputed from scratch (each one exact search).
+
+What "exact" means: after an exact build, every list equals a brute-force search over the live notes, after any
+writes (the tests check it). After a build from an approximate index, a list starts as that index's answer (its
+recall, not brute force's); the writes then stay exact: a new note enters every list it truly belongs in and a
+refilled list is a brute-force one, so writes never make a list worse than the index's own answer, and a list
+only misses what the index's search missed at start-up.
 
 Order: score descending, ties broken by note id ascending, so the lists are deterministic (FAISS breaks ties by
 its internal row, which is why the test compares against a brute force with this rule). Scores are float32 inner
@@ -79,6 +86,35 @@ class RelatedCache:
             if m > take:  # rows whose k-th score ties the next one: other tied notes may rank first by id
                 for offset in np.flatnonzero(top_scores[:, take] == top_scores[:, take - 1]).tolist():
                     cache._set_list(start + offset, scores[offset])
+        return cache
+
+    @classmethod
+    def from_neighbours(cls, ids: list[str], vectors: np.ndarray, k: int, scores: np.ndarray,
+                        positions: np.ndarray) -> RelatedCache:
+        """Lists taken from an index's own search: positions (N, m) into `ids` (-1 = none), scores (N, m), best
+        first, the note itself excluded (`VectorIndex.neighbour_table`); the first k kept, ties ordered by id."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        n = len(ids)
+        if vectors.shape[0] != n or scores.shape != positions.shape or len(scores) != n:
+            raise ValueError(f"related cache: {n} ids, vectors {vectors.shape}, scores {scores.shape}, "
+                             f"positions {positions.shape}")
+        cache = cls(k, vectors.shape[1])
+        cache._grow(n)
+        cache._vectors[:n], cache._alive[:n] = vectors, True
+        cache._id_at[:n] = list(ids)
+        cache._row_of = {note_id: row for row, note_id in enumerate(ids)}
+        if len(cache._row_of) != n:
+            raise ValueError("related cache: duplicate note ids")
+        cache._free = list(range(len(cache._alive) - 1, n - 1, -1))
+        if n == 0:
+            return cache
+        id_rank = np.empty(n + 1, dtype=np.int64)
+        id_rank[sorted(range(n), key=ids.__getitem__)] = np.arange(n)
+        id_rank[n] = n  # the rank of an empty slot (-1 indexes it): last among equal (-inf) scores
+        order = np.lexsort((id_rank[positions], -scores), axis=1)[:, : cache.k]  # score desc, then id asc
+        take = order.shape[1]
+        cache._nbr[:n, :take] = np.take_along_axis(positions, order, 1)
+        cache._nbr_score[:n, :take] = np.take_along_axis(scores, order, 1)
         return cache
 
     # --- reads ---------------------------------------------------------------------------------------------

@@ -14,10 +14,9 @@ import numpy as np
 from fastapi import HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
-from notellm.data.schema import Note
+from notellm.data.schema import URL, Note
 from notellm.retrieval.encode import Encoder
 from notellm.serve.batcher import EmbedBatcher
-from notellm.serve.codec import URL, note_url
 from notellm.serve.config import ServeConfig
 from notellm.serve.gate import ModelGate
 from notellm.serve.metrics import ServiceMetrics
@@ -60,9 +59,14 @@ class Service:
         return await run_in_threadpool(fn, *args)
 
     def build_cache(self) -> None:
-        """Precompute every note's related list (cfg.related_cache_k neighbours) from the index."""
+        """Precompute every note's related list (cfg.related_cache_k neighbours) from the index: by brute force
+        over its vectors for an exact index, by the index's own search for an approximate one (HNSW, IVF)."""
         k = self.cfg.related_cache_k
         if not k:
+            return
+        if getattr(self.index, "index_kind", "flat") != "flat":
+            ids, scores, positions = self.index.neighbour_table(k)
+            self.cache = RelatedCache.from_neighbours(ids, self.index.vectors(ids), k, scores, positions)
             return
         notes = self.index.search_titles("", len(self.index))
         if len(notes) != len(self.index):
@@ -100,9 +104,9 @@ async def service(request: Request) -> Service:
 def summary(note: Note) -> dict:
     """A note's summary fields as the API returns them."""
     return {"note_id": note.note_id, "title": note.title, "hashtags": list(note.hashtags), "category": note.category,
-            "url": note_url(note)}
+            "url": note.url}
 
 
 def to_note(item: NoteText) -> Note:
-    return Note(note_id=item.note_id, title=item.title, content=item.content, hashtags=tuple(item.hashtags),
-                category=item.category, extra={URL: item.url} if item.url else {})
+    """A request's note through the data model's codec (the url, when given, is its one extra field)."""
+    return Note.from_dict(item.model_dump(), extra=(URL,) if item.url else ())

@@ -1,31 +1,44 @@
-"""`LocalNoteIndex`: the default, durable, in-process note index (snapshot + write-ahead log + exact FAISS).
+"""`LocalNoteIndex`: the default, durable, in-process note index: snapshot + write-ahead log around the package's
+one vector index (`notellm.retrieval.index.VectorIndex`: exact, HNSW or IVF).
 
 On-disk layout of an index folder (written by `notellm index build`, kept up to date by the server):
 
-    index.json            manifest: format, version, dim, current snapshot, the last WAL generation it covers
-    snap-<G>/vectors.npy  float32 (N, d) embeddings, loaded with allow_pickle=False
-    snap-<G>/notes.parquet  note_id, title, content, hashtags, category, url, row-aligned with vectors.npy
-    wal-<G+1>.log ...     write-ahead logs (wal.py) of the upserts/deletes made after that snapshot
+    index.json               manifest: format, version, dim, index kind + config, current snapshot, the last
+                             WAL generation it covers
+    snap-<G>/labels.json     the VectorIndex files (VectorIndex.save): ids, labels, kind and IndexConfig,
+    snap-<G>/vectors.npy       float32 (N, d) embeddings (allow_pickle=False),
+    snap-<G>/index.faiss       the HNSW graph / IVF lists (absent for the exact kind)
+    snap-<G>/notes.parquet   note_id, title, content, hashtags, category, url, row-aligned with labels.json's ids
+    wal-<G+1>.log ...        write-ahead logs (wal.py) of the upserts/deletes made after that snapshot
+
+Version 1 folders (earlier releases: snap-<G>/vectors.npy + notes.parquet, always exact search) still open, as an
+exact index; their next compaction writes a version 2 snapshot.
 
 Choices:
+- Index kind: `IndexConfig` (`notellm index build --kind flat|hnsw|ivf|auto --set hnsw_m=16 ...`), fixed when the
+  folder is built and stored in it. Every kind answers `search(queries, k) -> (scores, labels)` and adds/removes
+  by id. HNSW cannot delete a graph node: a deleted or replaced note stays in the graph as a tombstone that the
+  search filters out (retrieval/index.py); compaction rebuilds the graph once tombstones pass
+  `IndexConfig.max_dead_fraction` of it.
 - Durability: every write is appended to the WAL and fsynced *before* it is applied in memory and acknowledged.
   Restart = load the manifest's snapshot, replay every WAL with a higher generation. A torn last record (crash
   mid-write) was never acknowledged and is dropped.
-- Compaction (every `compact_every` records, and on close): under the lock, copy the live state and rotate to a
-  fresh WAL generation; then, with writers running again, write `snap-<G>.tmp/`, fsync, rename it to `snap-<G>/`,
-  and atomically replace `index.json` (write temp + fsync + rename + fsync dir). Only then are older snapshots
-  and WALs deleted. A crash at any step leaves either the old or the new manifest, each complete; leftovers
-  (`*.tmp`, unreferenced snapshots, covered WALs) are removed on the next open.
-- The FAISS index is rebuilt from the snapshot vectors on load (no faiss files are ever read). It is an exact
-  `IndexFlatIP` in an `IndexIDMap2` keyed by our own row numbers, so a live delete is `remove_ids` (HNSW could
-  not delete in place; exact search stays under ~10 ms up to ~1M 64-d vectors on one core).
+- Compaction (every `compact_every` records, and on close): under the lock, freeze a copy of the index (the faiss
+  structure serialised: ~1 s for a 10^6-vector HNSW, the only pause readers see) and rotate to a fresh WAL
+  generation; then, with writers running again, write `snap-<G>.tmp/`, fsync, rename it to `snap-<G>/`, and
+  atomically replace `index.json` (write temp + fsync + rename + fsync dir). Only then are older snapshots and
+  WALs deleted. A crash at any step leaves either the old or the new manifest, each complete; leftovers
+  (`*.tmp`, unreferenced snapshots, covered WALs) are removed on the next open. When the index needs compaction
+  (tombstones), the copy is rebuilt into a new index outside the lock; under the lock the writes logged since the
+  rotation are replayed into it from the new WAL and it replaces the live one.
+- The snapshot's faiss file is read back with `faiss.read_index`: only open folders this code wrote.
 - One process per folder: `open` and `create` take an exclusive `flock` on `index.lock` (released by `close`,
   or by the kernel when the process dies). A second server, an `index build --overwrite` or a Milvus seeding
   on a live folder is refused with `IndexLockedError`, so none can compact away, overwrite or clean up files
   holding the first one's acknowledged writes; leftovers are only removed by the holder of the lock.
-- Concurrency: one lock guards the WAL, the metadata and the FAISS index; a reader holds it for the whole
-  search + metadata lookup, so no reader ever sees a half-applied update. Each critical section is short
-  (an fsync for writers, one flat search for readers).
+- Concurrency: one lock guards the WAL, the notes and the index; a reader holds it for the whole search + id
+  lookup, so no reader ever sees a half-applied update. Each critical section is short (an fsync for writers,
+  one search for readers).
 """
 
 from __future__ import annotations
@@ -39,25 +52,28 @@ import re
 import shutil
 import socket
 import threading
+from dataclasses import asdict
 from pathlib import Path
 
-import faiss
 import numpy as np
 import pandas as pd
 
 from notellm.atomicdir import fsync_path
-from notellm.data.schema import CATEGORY, CONTENT, HASHTAGS, NOTE_ID, TITLE, Note
-from notellm.serve.codec import URL, note_from_dict, note_to_dict, note_url
+from notellm.data.schema import CATEGORY, CONTENT, HASHTAGS, NOTE_ID, TITLE, URL, Note
+from notellm.retrieval.index import LABELS_FILE, IndexConfig, IndexState, VectorIndex
+from notellm.retrieval.vectors import NoteVectors
 from notellm.serve.wal import WriteAheadLog, replay
 
 log = logging.getLogger(__name__)
 
 FORMAT = "notellm-index"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: exact search only, snapshot = vectors.npy + notes.parquet
 MANIFEST = "index.json"
 LOCK_FILE = "index.lock"
 VECTORS_FILE = "vectors.npy"
 NOTES_FILE = "notes.parquet"
+NOTE_COLUMNS = (NOTE_ID, TITLE, CONTENT, HASHTAGS, CATEGORY)
 _SNAP_RE = re.compile(r"^snap-(\d{6,})$")
 _WAL_RE = re.compile(r"^wal-(\d{6,})\.log$")
 
@@ -113,22 +129,31 @@ def _write_manifest(root: Path, manifest: dict) -> None:
     fsync_path(root)
 
 
-def _write_snapshot(root: Path, gen: int, notes: list[Note], matrix: np.ndarray) -> str:
-    """Write snap-<gen>/ atomically (temp dir, fsync every file, rename); returns its name."""
+def _notes_frame(notes: list[Note]) -> pd.DataFrame:
+    """Notes as the snapshot's table: the canonical fields (the data model's codec) + the url column."""
+    frame = pd.DataFrame([n.to_dict(extra=()) for n in notes], columns=list(NOTE_COLUMNS))
+    frame[URL] = [n.url for n in notes]
+    return frame
+
+
+def _note(row: dict) -> Note:
+    """A snapshot row or WAL record back to a Note (the data model's codec; an empty url is no url)."""
+    return Note.from_dict(row, extra=(URL,) if row.get(URL) else ())
+
+
+def _write_snapshot(root: Path, gen: int, notes: list[Note], state: IndexState) -> str:
+    """Write snap-<gen>/ atomically (temp dir, fsync every file, rename); `notes` follow state's id order."""
+    if [n.note_id for n in notes] != state.meta["ids"]:
+        raise ValueError("snapshot: notes are not in the index's id order")
     name = _snap_name(gen)
     tmp, final = root / (name + ".tmp"), root / name
     for stale in (tmp, final):  # leftovers of a crashed compaction; the manifest never points at them
         if stale.exists():
             shutil.rmtree(stale)
     tmp.mkdir(parents=True)
-    np.save(tmp / VECTORS_FILE, np.ascontiguousarray(matrix, dtype=np.float32), allow_pickle=False)
-    frame = pd.DataFrame({
-        NOTE_ID: [n.note_id for n in notes], TITLE: [n.title for n in notes], CONTENT: [n.content for n in notes],
-        HASHTAGS: [list(n.hashtags) for n in notes], CATEGORY: [n.category for n in notes],
-        URL: [note_url(n) for n in notes],
-    })
-    frame.to_parquet(tmp / NOTES_FILE, index=False)
-    for path in (tmp / VECTORS_FILE, tmp / NOTES_FILE):
+    files = state.save(tmp)
+    _notes_frame(notes).to_parquet(tmp / NOTES_FILE, index=False)
+    for path in (*files, tmp / NOTES_FILE):
         _fsync_file(path)
     fsync_path(tmp)
     os.replace(tmp, final)
@@ -136,40 +161,66 @@ def _write_snapshot(root: Path, gen: int, notes: list[Note], matrix: np.ndarray)
     return name
 
 
-def _read_snapshot(snap: Path, dim: int) -> tuple[list[Note], np.ndarray]:
-    for path in (snap / VECTORS_FILE, snap / NOTES_FILE):
+def _read_notes(snap: Path, expected_ids: list[str] | None, rows: int) -> list[Note]:
+    path = snap / NOTES_FILE
+    if not path.is_file():
+        raise IndexFormatError(f"{path}: missing (the index folder is incomplete; rebuild it)")
+    frame = pd.read_parquet(path)
+    missing = [c for c in NOTE_COLUMNS if c not in frame.columns]
+    if missing or len(frame) != rows:
+        raise IndexFormatError(f"{path}: needs columns {','.join(NOTE_COLUMNS)} and {rows} rows; missing "
+                               f"{missing}, has {len(frame)} rows")
+    notes = [_note(r) for r in frame.to_dict("records")]  # the url column is optional
+    if expected_ids is not None and [n.note_id for n in notes] != expected_ids:
+        raise IndexFormatError(f"{path}: note ids are not row-aligned with {snap / LABELS_FILE}")
+    return notes
+
+
+def _read_snapshot(snap: Path, dim: int, version: int) -> tuple[list[Note], VectorIndex]:
+    """The notes and the index of one snapshot (version 1: exact index over vectors.npy)."""
+    if version == 1:
+        path = snap / VECTORS_FILE
         if not path.is_file():
             raise IndexFormatError(f"{path}: missing (the index folder is incomplete; rebuild it)")
-    matrix = np.load(snap / VECTORS_FILE, allow_pickle=False)  # (N, d)
-    if matrix.dtype != np.float32 or matrix.ndim != 2 or matrix.shape[1] != dim:
-        raise IndexFormatError(f"{snap / VECTORS_FILE}: expected float32 (N, {dim}), "
-                               f"got {matrix.dtype} {matrix.shape}")
-    frame = pd.read_parquet(snap / NOTES_FILE)
-    missing = [c for c in (NOTE_ID, TITLE, CONTENT, HASHTAGS, CATEGORY) if c not in frame.columns]
-    if missing or len(frame) != len(matrix):
-        raise IndexFormatError(f"{snap / NOTES_FILE}: needs columns note_id,title,content,hashtags,category and "
-                               f"{len(matrix)} rows; missing {missing}, has {len(frame)} rows")
-    notes = [note_from_dict(r) for r in frame.to_dict("records")]  # the url column is optional
-    return notes, matrix
+        matrix = np.load(path, allow_pickle=False)  # (N, d)
+        if matrix.dtype != np.float32 or matrix.ndim != 2 or matrix.shape[1] != dim:
+            raise IndexFormatError(f"{path}: expected float32 (N, {dim}), got {matrix.dtype} {matrix.shape}")
+        notes = _read_notes(snap, None, len(matrix))
+        return notes, VectorIndex.build(NoteVectors([n.note_id for n in notes], matrix), IndexConfig(kind="flat"))
+    try:
+        index = VectorIndex.load(snap)
+    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
+        raise IndexFormatError(f"{snap}: unreadable index files ({exc}); rebuild the folder with "
+                               "`notellm index build`") from exc
+    if index.dim != dim:
+        raise IndexFormatError(f"{snap / LABELS_FILE}: dim {index.dim}, the manifest says {dim}")
+    return _read_notes(snap, index.ids, len(index)), index
+
+
+def _record_ops(record: dict, dim: int, source: Path) -> tuple[str, list, np.ndarray | None]:
+    """A WAL record as ("upsert", notes, vectors (n, d)) or ("delete", note ids, None)."""
+    op = record.get("op")
+    if op == "upsert":
+        raw = base64.b64decode(record["vectors"])
+        notes = [_note(n) for n in record["notes"]]
+        return op, notes, np.frombuffer(raw, dtype=np.float32).reshape(len(notes), dim)
+    if op == "delete":
+        return op, list(record["ids"]), None
+    raise IndexFormatError(f"{source}: unknown log operation {op!r}")
 
 
 class LocalNoteIndex:
-    """Durable notes + exact FAISS search in one process (see module docstring for the on-disk protocol)."""
+    """Durable notes + a VectorIndex in one process (see module docstring for the on-disk protocol)."""
 
     name = "faiss"
 
     def __init__(self, root: Path, dim: int, manifest: dict, compact_every: int) -> None:
         self.root, self.dim, self.compact_every = root, dim, compact_every
         self._manifest = manifest
-        self._lock = threading.Lock()  # guards notes, matrix, faiss and the WAL
+        self._lock = threading.Lock()  # guards notes, the index and the WAL
         self._compact_lock = threading.Lock()  # one compaction at a time
         self._notes: dict[str, Note] = {}
-        self._row_of: dict[str, int] = {}
-        self._id_at: dict[int, str] = {}
-        self._matrix = np.zeros((1024, dim), dtype=np.float32)  # row store, grows by doubling
-        self._free: list[int] = []
-        self._next_row = 0
-        self._faiss = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self._index = VectorIndex(dim, IndexConfig(kind="flat"))  # replaced by the snapshot's on open
         self._wal: WriteAheadLog | None = None
         self._wal_gen = 0
         self._compactor: threading.Thread | None = None
@@ -178,8 +229,10 @@ class LocalNoteIndex:
     # --- creation / opening ----------------------------------------------------------------------------------
     @classmethod
     def create(cls, root: str | Path, notes: list[Note], vectors: np.ndarray, *, info: dict | None = None,
-               overwrite: bool = False) -> Path:
-        """Write a fresh index folder holding `notes` and their `vectors` (N, d); returns the folder."""
+               overwrite: bool = False, index: IndexConfig | None = None) -> Path:
+        """Write a fresh index folder holding `notes` and their `vectors` (N, d); returns the folder.
+
+        index: the vector index to build (default `IndexConfig()`: exact up to 200,000 notes, else HNSW)."""
         root = Path(root)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(vectors) != len(notes):
@@ -197,9 +250,11 @@ class LocalNoteIndex:
                     if child.name == MANIFEST or _SNAP_RE.match(child.name) or _WAL_RE.match(child.name) \
                             or child.name.endswith(".tmp"):
                         shutil.rmtree(child) if child.is_dir() else child.unlink()
-            snapshot = _write_snapshot(root, 0, notes, vectors)
+            built = VectorIndex.build(NoteVectors(ids, vectors), index or IndexConfig())
+            snapshot = _write_snapshot(root, 0, notes, built.freeze())
             manifest = {"format": FORMAT, "version": VERSION, "dim": int(vectors.shape[1]), "snapshot": snapshot,
-                        "covers_wal": 0, "notes": len(notes), "info": info or {}}
+                        "covers_wal": 0, "notes": len(notes), "index_kind": built.kind,
+                        "index": asdict(built.cfg), "info": info or {}}
             _write_manifest(root, manifest)
         finally:
             lock.close()
@@ -228,28 +283,30 @@ class LocalNoteIndex:
             manifest = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise IndexFormatError(f"{path}: not valid JSON: {exc}") from exc
-        if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-            raise IndexFormatError(f"{path}: format {manifest.get('format')!r} v{manifest.get('version')!r}, "
-                                   f"expected {FORMAT!r} v{VERSION}")
+        version = manifest.get("version")
+        if manifest.get("format") != FORMAT or version not in READABLE_VERSIONS:
+            raise IndexFormatError(f"{path}: format {manifest.get('format')!r} v{version!r}; this notellm reads "
+                                   f"{FORMAT!r} v{'/'.join(map(str, READABLE_VERSIONS))}. Rebuild the folder with "
+                                   f"`notellm index build --out {root} --overwrite` (same --model and --data)")
         snapshot, covers = str(manifest.get("snapshot", "")), int(manifest.get("covers_wal", -1))
         if not _SNAP_RE.match(snapshot) or covers < 0:
             raise IndexFormatError(f"{path}: bad snapshot name {snapshot!r} or covers_wal {covers}")
-        index = cls(root, int(manifest["dim"]), manifest, compact_every)
-        notes, matrix = _read_snapshot(root / snapshot, index.dim)
-        index._apply_upsert(notes, matrix)
+        store = cls(root, int(manifest["dim"]), manifest, compact_every)
+        notes, store._index = _read_snapshot(root / snapshot, store.dim, int(version))
+        store._notes = {n.note_id: n for n in notes}
         wal_gens = sorted(int(m.group(1)) for p in root.iterdir() if (m := _WAL_RE.match(p.name)))
         replayed = 0
         for gen in (g for g in wal_gens if g > covers):
             for record in replay(root / _wal_name(gen)):
-                index._apply_record(record, root / _wal_name(gen))
+                store._apply_record(record, root / _wal_name(gen))
                 replayed += 1
-        index._wal_gen = max([covers + 1] + wal_gens)
-        index._wal = WriteAheadLog(root / _wal_name(index._wal_gen))
-        index._wal.records = replayed
-        index._remove_leftovers(snapshot, covers)
-        log.info("opened %s: %d notes (%d from snapshot, %d log records replayed)", root, len(index), len(notes),
-                 replayed)
-        return index
+        store._wal_gen = max([covers + 1] + wal_gens)
+        store._wal = WriteAheadLog(root / _wal_name(store._wal_gen))
+        store._wal.records = replayed
+        store._remove_leftovers(snapshot, covers)
+        log.info("opened %s: %d notes, %s index (%d from snapshot v%s, %d log records replayed)", root, len(store),
+                 store._index.kind, len(notes), version, replayed)
+        return store
 
     def _remove_leftovers(self, snapshot: str, covers: int) -> None:
         for child in self.root.iterdir():
@@ -261,50 +318,31 @@ class LocalNoteIndex:
 
     # --- in-memory state (callers hold self._lock or own the object exclusively) ------------------------------
     def _apply_record(self, record: dict, source: Path) -> None:
-        op = record.get("op")
+        op, payload, matrix = _record_ops(record, self.dim, source)
         if op == "upsert":
-            raw = base64.b64decode(record["vectors"])
-            matrix = np.frombuffer(raw, dtype=np.float32).reshape(len(record["notes"]), self.dim)
-            self._apply_upsert([note_from_dict(n) for n in record["notes"]], matrix)
-        elif op == "delete":
-            for note_id in record["ids"]:
-                self._apply_delete(note_id)
+            self._apply_upsert(payload, matrix)
         else:
-            raise IndexFormatError(f"{source}: unknown log operation {op!r}")
+            for note_id in payload:
+                self._apply_delete(note_id)
 
     def _apply_upsert(self, notes: list[Note], matrix: np.ndarray) -> None:
-        for note in notes:
-            self._apply_delete(note.note_id)
-        rows = []
-        for note in notes:
-            row = self._free.pop() if self._free else self._take_row()
-            self._notes[note.note_id], self._row_of[note.note_id], self._id_at[row] = note, row, note.note_id
-            rows.append(row)
-        if rows:
-            rows_arr = np.asarray(rows, dtype=np.int64)
-            self._matrix[rows_arr] = matrix
-            self._faiss.add_with_ids(np.ascontiguousarray(matrix, dtype=np.float32), rows_arr)
-
-    def _take_row(self) -> int:
-        if self._next_row == len(self._matrix):
-            grown = np.zeros((2 * len(self._matrix), self.dim), dtype=np.float32)
-            grown[: self._next_row] = self._matrix
-            self._matrix = grown
-        self._next_row += 1
-        return self._next_row - 1
+        self._index.add([n.note_id for n in notes], matrix)  # replaces notes already there
+        self._notes.update((n.note_id, n) for n in notes)
 
     def _apply_delete(self, note_id: str) -> bool:
-        row = self._row_of.pop(note_id, None)
-        if row is None:
+        if self._notes.pop(note_id, None) is None:
             return False
-        del self._notes[note_id], self._id_at[row]
-        self._faiss.remove_ids(np.asarray([row], dtype=np.int64))
-        self._free.append(row)
+        self._index.remove([note_id])
         return True
 
     # --- NoteIndex contract -----------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self._notes)
+
+    @property
+    def index_kind(self) -> str:
+        """flat (exact), hnsw or ivf: the kind of vector index this folder was built with."""
+        return self._index.kind
 
     def get(self, note_id: str) -> Note | None:
         with self._lock:
@@ -316,10 +354,10 @@ class LocalNoteIndex:
 
     def vectors(self, note_ids: list[str]) -> np.ndarray:
         with self._lock:
-            missing = [n for n in note_ids if n not in self._row_of]
+            missing = [n for n in note_ids if n not in self._notes]
             if missing:
                 raise KeyError(f"unknown note id(s): {missing[:5]}")
-            return self._matrix[[self._row_of[n] for n in note_ids]].copy()  # (n, d)
+            return self._index.vectors(note_ids)  # (n, d), a copy
 
     def upsert(self, notes: list[Note], vectors: np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -330,7 +368,7 @@ class LocalNoteIndex:
         ids = [n.note_id for n in notes]
         if len(set(ids)) != len(ids):
             raise ValueError("upsert: the same note id appears twice in one request")
-        record = {"op": "upsert", "notes": [note_to_dict(n) for n in notes],
+        record = {"op": "upsert", "notes": [n.to_dict(extra=(URL,) if n.url else ()) for n in notes],
                   "vectors": base64.b64encode(vectors.tobytes()).decode("ascii")}
         with self._lock:
             self._wal.append(record)  # durable first ...
@@ -349,11 +387,17 @@ class LocalNoteIndex:
     def search(self, query: np.ndarray, k: int) -> list[tuple[str, float]]:
         query = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(1, self.dim))  # (1, d)
         with self._lock:
-            k = min(int(k), self._faiss.ntotal)
+            k = min(int(k), len(self._index))
             if k < 1:
                 return []
-            scores, rows = self._faiss.search(query, k)  # (1, k), (1, k)
-            return [(self._id_at[int(r)], float(s)) for s, r in zip(scores[0], rows[0]) if r >= 0]
+            scores, labels = self._index.search(query, k)  # (1, k) each
+            ids = self._index.note_ids(labels)[0]
+        return [(i, s) for i, s in zip(ids, scores[0].tolist()) if i is not None]
+
+    def neighbour_table(self, k: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Every note's k nearest other notes by the index's own search (VectorIndex.neighbour_table)."""
+        with self._lock:
+            return self._index.neighbour_table(k)
 
     def search_titles(self, text: str, limit: int) -> list[Note]:
         needle = text.casefold().strip()
@@ -388,7 +432,8 @@ class LocalNoteIndex:
         self._compactor.start()
 
     def compact(self) -> None:
-        """Fold the logs into a new snapshot (atomic; safe to call while serving)."""
+        """Fold the logs into a new snapshot (atomic; safe to call while serving); drops HNSW tombstones when
+        the index needs it."""
         if not self._compact_lock.acquire(blocking=False):
             return
         try:
@@ -396,18 +441,36 @@ class LocalNoteIndex:
                 log.error("%s: not compacting: the write-ahead log refuses writes until restart", self.root)
                 return
             with self._lock:  # copy the live state and rotate the log: later writes go to the next generation
-                ids = list(self._notes)
+                rebuild = self._index.needs_compaction
+                ids = self._index.ids
                 notes = [self._notes[i] for i in ids]
-                matrix = self._matrix[[self._row_of[i] for i in ids]] if ids else np.zeros((0, self.dim), np.float32)
+                state = None if rebuild else self._index.freeze()
+                live = NoteVectors(ids, self._index.vectors(ids)) if rebuild else None
+                cfg, kind = self._index.cfg, self._index.kind
                 covered = self._wal_gen
                 self._wal.close()
                 self._wal_gen += 1
                 self._wal = WriteAheadLog(self.root / _wal_name(self._wal_gen))
-            snapshot = _write_snapshot(self.root, covered, notes, matrix)
-            manifest = dict(self._manifest, snapshot=snapshot, covers_wal=covered, notes=len(notes))
+            if rebuild:
+                state = self._swap_in_rebuilt(VectorIndex.build(live, cfg, kind=kind))
+            snapshot = _write_snapshot(self.root, covered, notes, state)
+            manifest = dict(self._manifest, version=VERSION, snapshot=snapshot, covers_wal=covered,
+                            notes=len(notes), index_kind=kind, index=asdict(cfg))
             _write_manifest(self.root, manifest)
             self._manifest = manifest
             self._remove_leftovers(snapshot, covered)
-            log.info("compacted %s into %s (%d notes)", self.root, snapshot, len(notes))
+            log.info("compacted %s into %s (%d notes%s)", self.root, snapshot, len(notes),
+                     ", index rebuilt without tombstones" if rebuild else "")
         finally:
             self._compact_lock.release()
+
+    def _swap_in_rebuilt(self, fresh: VectorIndex) -> IndexState:
+        """Bring `fresh` (built from the state at the log rotation) up to date and make it the live index; returns
+        its state as of the rotation, for the snapshot."""
+        state = fresh.freeze()  # before the newer writes: the snapshot covers the log up to the rotation
+        with self._lock:  # every write since the rotation is in the current log (appended under this lock)
+            for record in replay(self._wal.path, truncate_torn_tail=False):
+                op, payload, matrix = _record_ops(record, self.dim, self._wal.path)
+                fresh.add([n.note_id for n in payload], matrix) if op == "upsert" else fresh.remove(payload)
+            self._index = fresh
+        return state

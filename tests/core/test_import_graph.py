@@ -32,9 +32,8 @@ LAYERS = [
 SAME_LAYER: set[tuple[str, str]] = set()
 # Known upward imports, by module: retrieval/note_embedder.py `NoteEmbedder` loads a model folder on first use
 # (`load_encoder`), so it reaches up into inference/ (lazily): the class is a loader and belongs in inference/ (with
-# embed_spark.py, which uses it). Its `index_from_vectors` writes the service's index folder, so it reaches up into
-# serve/ (lazily); it belongs with serve/build.py.
-ALLOWED_UPWARD = {("notellm.retrieval.note_embedder", "inference"), ("notellm.retrieval.note_embedder", "serve")}
+# embed_spark.py, which uses it).
+ALLOWED_UPWARD = {("notellm.retrieval.note_embedder", "inference")}
 # Known module cycles (none left: the mining engines import mining_base.py, the registry imports the engines).
 KNOWN_CYCLES: list[list[str]] = []
 

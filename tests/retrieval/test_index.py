@@ -192,3 +192,77 @@ def test_exact_index_after_adds_removes_and_replacements_is_brute_force_in_inser
         want = np.argsort(-(matrix @ query), kind="stable")[:5]
         assert [nid for nid in index.note_ids(labels)[0] if nid] == [ids[i] for i in want]
         np.testing.assert_allclose(scores[0][: len(want)], (matrix @ query)[want], atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_random_adds_removes_and_replacements_match_brute_force(kind, tmp_path):
+    """Every kind after random writes: no removed note ever comes back, k live notes come back when there are k,
+    scores are the true inner products, and the sets equal brute force (HNSW: removed notes stay in its graph as
+    tombstones; the search filters them). Then compaction and a save/load round trip keep the answers."""
+    rng = np.random.default_rng(11)
+    pool = random_vectors(n=300, d=12, seed=12)
+    index = VectorIndex.build(NoteVectors(pool.ids[:150], pool.matrix[:150]),
+                              IndexConfig(kind=kind, ivf_nlist=4, ivf_nprobe=4, hnsw_ef_search=64))
+    live = {i: pool.matrix[n] for n, i in enumerate(pool.ids[:150])}
+    for step in range(400):
+        note = f"n{rng.integers(0, 300)}"
+        if rng.random() < 0.45:
+            assert index.remove([note]) == (1 if live.pop(note, None) is not None else 0)
+        else:
+            vec = pool.matrix[rng.integers(0, 300)]
+            index.add([note], vec[None, :])
+            live[note] = vec
+    assert len(index) == len(live) and index.dead > 0
+
+    def check(ix: VectorIndex) -> None:
+        matrix = np.stack(list(live.values()))
+        queries = pool.matrix[:40]
+        scores, labels = ix.search(queries, 10)
+        exact = queries @ matrix.T  # (40, n_live)
+        found = 0
+        for q, (row_ids, row_scores) in enumerate(zip(ix.note_ids(labels), scores)):
+            assert None not in row_ids and len(set(row_ids)) == 10 and set(row_ids) <= set(live)
+            np.testing.assert_allclose(row_scores, [float(live[i] @ queries[q]) for i in row_ids], atol=1e-5)
+            kth = np.sort(exact[q])[::-1][9]
+            found += sum(float(live[i] @ queries[q]) >= kth - 1e-6 for i in row_ids)
+        assert found / 400 >= (1.0 if kind != "hnsw" else 0.95)
+
+    check(index)
+    index.save(tmp_path / "ix")
+    check(VectorIndex.load(tmp_path / "ix"))  # tombstones survive the round trip
+    assert index.needs_compaction == (index.dead > 0.25 * (len(index) + index.dead))
+    index.compact()
+    assert index.dead == 0 and not index.needs_compaction
+    check(index)
+    index.add(["late"], pool.matrix[:1])
+    assert index.similar("late", 1)[0][1] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_hnsw_search_returns_k_live_notes_when_most_are_tombstones():
+    vectors = random_vectors(n=200, d=8, seed=4)
+    index = VectorIndex.build(vectors, IndexConfig(kind="hnsw", hnsw_ef_search=16))
+    index.remove(vectors.ids[:190])
+    scores, labels = index.search(vectors.matrix[:5], 10)
+    assert all(sorted(row) == sorted(vectors.ids[190:]) for row in index.note_ids(labels))
+    scores, labels = index.search(vectors.matrix[:5], 15)  # only 10 live: the rest are empty slots
+    assert (labels[:, 10:] == -1).all() and np.isneginf(scores[:, 10:]).all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_neighbour_table_is_similar_for_every_note(kind):
+    vectors = random_vectors(n=120, d=8, seed=9)
+    index = VectorIndex.build(vectors, IndexConfig(kind=kind, ivf_nlist=2, ivf_nprobe=2))
+    index.remove(["n5", "n6"])
+    ids, scores, positions = index.neighbour_table(7, block=50)
+    assert ids == index.ids and scores.shape == positions.shape == (118, 7)
+    for row in range(0, 118, 13):
+        assert [(ids[p], pytest.approx(s, abs=1e-6)) for p, s in zip(positions[row], scores[row])] == \
+            index.similar(ids[row], 7)
+
+
+def test_index_config_accepts_exact_and_refuses_bad_values():
+    assert IndexConfig(kind="exact").kind == "flat"
+    with pytest.raises(ValueError, match="auto\\|flat\\|exact\\|hnsw\\|ivf"):
+        IndexConfig(kind="annoy")
+    with pytest.raises(ValueError, match="max_dead_fraction"):
+        IndexConfig(max_dead_fraction=0)

@@ -12,12 +12,12 @@ from notellm.data.store import frame_to_notes, load_notes
 from notellm.retrieval.encode import encode_notes
 from notellm.retrieval.note_embedder import (
     NoteEmbedder,
-    index_from_vectors,
     notes_from_json,
     read_vectors,
     write_vector_shard,
 )
 from notellm.retrieval.vectors import NoteVectors
+from notellm.serve.build import index_from_vectors
 
 
 @pytest.fixture(scope="module")

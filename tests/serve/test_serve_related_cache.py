@@ -134,3 +134,31 @@ def test_service_answers_from_the_cache_and_keeps_it_exact_through_the_api(index
             assert client.get("/notes/coffee-2/related").status_code == 404
     finally:
         index.close()
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_lists_from_an_index_search_follow_it_and_writes_keep_them_exact(kind):
+    """`from_neighbours` takes each list from the index's own search (here, at this size, HNSW finds the true
+    neighbours too), in (score, id) order; later writes and deletes keep every list equal to brute force."""
+    from notellm.retrieval.index import IndexConfig, VectorIndex
+    from notellm.retrieval.vectors import NoteVectors
+
+    rng = random.Random(kind)
+    store = {f"n{i:03d}": random_vector(rng, 6) for i in range(80)}
+    ids = list(store)
+    index = VectorIndex.build(NoteVectors(ids, np.stack([store[i] for i in ids])), IndexConfig(kind=kind))
+    table_ids, scores, positions = index.neighbour_table(8)
+    cache = RelatedCache.from_neighbours(table_ids, index.vectors(table_ids), 5, scores, positions)
+    for note_id in ids:  # ties at the 8th place may differ from brute force; the first 5 of 8 are settled
+        want = brute_force(store, note_id, 5)
+        assert [s for _, s in cache.lookup(note_id, 5)] == [s for _, s in want]
+    for step in range(60):
+        note_id = f"n{rng.randrange(100):03d}"
+        if rng.random() < 0.4 and note_id in store:
+            assert cache.delete(note_id)
+            del store[note_id]
+        else:
+            store[note_id] = random_vector(rng, 6)
+            cache.upsert([note_id], store[note_id][None, :])
+    refreshed = [n for n in store if cache.lookup(n, 5) == brute_force(store, n, 5)]
+    assert len(refreshed) == len(store)
