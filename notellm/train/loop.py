@@ -44,7 +44,7 @@ from notellm.train.checkpoint import (
     track_state_as_json,
 )
 from notellm.train.config import TrainArgs, TrainConfig
-from notellm.train.data import PairBatchSampler, PairData, load_pair_data
+from notellm.train.data import PairBatchSampler, PairData, load_pair_data, pair_lengths
 from notellm.train.losses import gcl_loss
 from notellm.train.modes import apply_mode, count_parameters, frozen_bottom_layers
 from notellm.train.step import training_step
@@ -370,12 +370,12 @@ def setup_run(cfg: TrainConfig) -> TrainingRun:
     if val_data is not None and not val_data.pairs:
         logger.warning("%s has no val pairs: validation is skipped", args.data_dir)
         val_data = None
-    sampler = PairBatchSampler(
-        train_data.pairs, args.batch_pairs, accelerator.num_processes, seed=args.seed, no_duplicates=args.no_duplicates
-    )
+    raw = NoteLLM.from_backbone(cfg.model, dtype=torch.float32)
+    lengths = pair_lengths(train_data, raw.prompt_builder) if args.group_by_length else None
+    sampler = PairBatchSampler(train_data.pairs, args.batch_pairs, accelerator.num_processes, seed=args.seed,
+                               no_duplicates=args.no_duplicates, lengths=lengths)
     total_steps = _total_steps(args, sampler, len(train_data.pairs))
 
-    raw = NoteLLM.from_backbone(cfg.model, dtype=torch.float32)
     apply_mode(raw, args)
     n_frozen = frozen_bottom_layers(raw, args)
     if args.cache_frozen_layers and n_frozen > 0:
