@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 
 from notellm.cli.common import fail, friendly
+from notellm.export.quantize import DEFAULT_SCHEME, SCHEMES
 
 
 @friendly
@@ -27,7 +28,9 @@ def export(
     data: Annotated[Path, typer.Option(help="Data folder whose notes check the export (notes.parquet; with "
                                             "note_splits.parquet also the int8 recall check).")],
     format_: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
-    quantize: Annotated[str, typer.Option(help="none (fp32) or int8 (ONNX Runtime dynamic quantisation).")] = "none",
+    quantize: Annotated[str, typer.Option(help="none (fp32) or int8 (quantised with --scheme).")] = "none",
+    scheme: Annotated[str, typer.Option(help="With --quantize int8: how (notellm/export/quantize.py): "
+                                             f"{', '.join(SCHEMES)}.")] = DEFAULT_SCHEME,
     check_notes: Annotated[int, typer.Option(help="Notes the exported graph is checked on against PyTorch.")] = 64,
     recall_check: Annotated[bool, typer.Option(help="int8: compare Recall@10 with fp32 on the test pool.")] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
@@ -36,14 +39,15 @@ def export(
     from notellm.data.schema import NOTE_SPLITS_FILE
     from notellm.data.store import frame_to_notes, load_notes
     from notellm.export import ExportCheckError, OnnxExportConfig, export_onnx, is_onnx_export
+    from notellm.export.quantize import scheme_named
 
     if format_ != "onnx":
         fail(f"--format must be onnx, got {format_!r}")
     if is_onnx_export(model):
-        _quantize_existing(model, out, data, quantize, check_notes, overwrite)
+        _quantize_existing(model, out, data, quantize, scheme, check_notes, overwrite)
         return
     try:
-        cfg = OnnxExportConfig(quantize=quantize, check_notes=check_notes)
+        cfg = OnnxExportConfig(quantize=quantize, scheme=scheme_named(scheme), check_notes=check_notes)
         if not (model / "notellm.json").is_file():
             raise FileNotFoundError(f"{model} is not a saved NoteLLM folder (notellm.json is missing)")
         from notellm.model.notellm import NoteLLM
@@ -75,20 +79,23 @@ def export(
                         fg=typer.colors.YELLOW)
 
 
-def _quantize_existing(src: Path, out: Path, data: Path, quantize: str, check_notes: int, overwrite: bool) -> None:
+def _quantize_existing(src: Path, out: Path, data: Path, quantize: str, scheme: str, check_notes: int,
+                       overwrite: bool) -> None:
     from notellm.data.store import frame_to_notes, load_notes
     from notellm.export import ExportCheckError, OnnxExportConfig
     from notellm.export.onnx import quantize_export
+    from notellm.export.quantize import scheme_named
 
     if quantize != "int8":
         fail(f"{src} is already an ONNX export: only --quantize int8 applies to it")
     try:
-        meta = quantize_export(src, frame_to_notes(load_notes(data)), out,
-                               OnnxExportConfig(quantize="int8", check_notes=check_notes), overwrite=overwrite)
+        cfg = OnnxExportConfig(quantize="int8", scheme=scheme_named(scheme), check_notes=check_notes)
+        meta = quantize_export(src, frame_to_notes(load_notes(data)), out, cfg, overwrite=overwrite)
     except ExportCheckError as exc:  # the graph disagrees with PyTorch: the export is refused (exit 1)
         fail(str(exc))
     check = meta["check"]
-    typer.echo(f"quantised {src} to int8 in {out} (checked on {check['notes']} notes: max |cosine diff| "
+    typer.echo(f"quantised {src} to {cfg.precision} ({scheme}) in {out} (checked on {check['notes']} notes: "
+               "max |cosine diff| "
                f"{max(check['max_abs_pairwise_cosine_diff'], check['max_self_cosine_gap']):.2e} vs its fp32 graph); "
                "compare recall with `notellm export MODEL --quantize int8` or notellm.export.quality")
 

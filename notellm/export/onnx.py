@@ -3,7 +3,7 @@
 The graph maps right-padded token ids (N, T), their attention mask (N, T) and the position before [EMB] (N,) to the
 projected, L2-normalised embeddings (N, d) — exactly `NoteLLM.encode` — with dynamic N and T. It is traced with
 `torch.onnx.export(dynamo=True)` (Optimum does not support transformers 5.x; the wrapper is three lines). int8 is
-ONNX Runtime's dynamic quantisation (weights int8, activations quantised per call), which needs no calibration data.
+one of ONNX Runtime's calibration-free quantisations of the fp32 graph (export/quantize.py).
 
 Beside `model.onnx` the folder holds the tokenizer files and `notellm_onnx.json` (model config with the prompt
 template, special-token ids, precision, opset, library versions, and the check's figures), so `OnnxEncoder` rebuilds
@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from notellm.data.schema import Note
+from notellm.export.quantize import DEFAULT_SCHEME, SCHEMES, WEIGHTED_OPS, QuantScheme, quantize_graph
 from notellm.export.runtime import (
     FORMAT,
     FORMAT_VERSION,
@@ -49,7 +51,9 @@ class OnnxExportConfig:
     """How `export_onnx` exports and what it accepts."""
 
     quantize: Literal["none", "int8"] = "none"
-    """`int8`: ONNX Runtime dynamic quantisation of the weights (MatMul/Gather) after the fp32 export."""
+    """`int8`: quantise the fp32 export with `scheme` (int8 weights; int4 for a 4-bit weight-only scheme)."""
+    scheme: QuantScheme = field(default_factory=lambda: SCHEMES[DEFAULT_SCHEME])
+    """How to quantise (export/quantize.py; the named presets are `SCHEMES`)."""
     opset: int = 18
     """ONNX opset of the graph."""
     check_notes: int = 64
@@ -73,7 +77,7 @@ class OnnxExportConfig:
 
     @property
     def precision(self) -> str:
-        return "int8" if self.quantize == "int8" else "fp32"
+        return self.scheme.precision if self.quantize == "int8" else "fp32"
 
     @property
     def tolerance(self) -> float:
@@ -130,24 +134,29 @@ def _trace(model, example: tuple, opset: int, path: Path) -> None:
     _strip_trace_metadata(path)
 
 
+_WEIGHT_ARG = re.compile(r"%p_(?:note_llm_)?(\w+?)_weight\b")
+
+
 def _strip_trace_metadata(path: Path) -> None:
-    """Drop the exporter's per-node stack traces and doc strings: they name this process's temporary FX modules
-    (`<eval_with_key>.33`) and source paths, so two exports of the same model would otherwise differ byte-wise."""
+    """Name each weighted MatMul/Gemm after its parameter (`backbone_model_layers_3_mlp_down_proj`, `proj`), so
+    quantisation can address nodes by module (export/quantize.py); then drop the exporter's per-node metadata and
+    doc strings: they name this process's temporary FX modules (`<eval_with_key>.33`) and source paths, so two
+    exports of the same model would otherwise differ byte-wise."""
     import onnx
 
     proto = onnx.load(str(path))
     graphs = [proto.graph] + [f for f in proto.functions]
     for graph in graphs:
+        taken = {node.name for node in graph.node}
         for node in graph.node:
+            fx_node = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.fx_node"), "")
+            weight = _WEIGHT_ARG.search(fx_node) if node.op_type in WEIGHTED_OPS else None
+            if weight and weight.group(1) not in taken:
+                node.name = weight.group(1)
+                taken.add(node.name)
             del node.metadata_props[:]
             node.doc_string = ""
     onnx.save(proto, str(path))
-
-
-def _quantize_int8(src: Path, dst: Path) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
 
 
 def _metadata(model, cfg: OnnxExportConfig, check: dict) -> dict:
@@ -209,18 +218,18 @@ def quantize_export(src: str | Path, notes: list[Note], out: str | Path, cfg: On
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
         work = Path(tmp) / "export"
         shutil.copytree(src, work, ignore=shutil.ignore_patterns(MODEL_FILE, META_FILE))
-        _quantize_int8(src / MODEL_FILE, work / MODEL_FILE)
+        quantized = quantize_graph(src / MODEL_FILE, work / MODEL_FILE, cfg.scheme)
         exported = embed_with_session(make_session(work / MODEL_FILE), id_lists, fp32.prompt_builder.pad_id,
                                       fp32.emb_dim, cfg.check_batch_size)
         check = {"notes": len(check_notes), "batch_size": cfg.check_batch_size, "tolerance": cfg.tolerance,
                  "reference": f"onnx fp32 export {src.name} (itself checked against PyTorch: {meta['check']})",
-                 **compare_embeddings(reference, exported)}
+                 **compare_embeddings(reference, exported), "quantization": quantized}
         worst = max(check["max_abs_pairwise_cosine_diff"], check["max_self_cosine_gap"])
         if not np.isfinite(exported).all() or not worst <= cfg.tolerance:
             raise ExportCheckError(
                 f"the int8 graph does not reproduce {src} on {len(check_notes)} notes: max cosine difference "
                 f"{worst:.3g} > {cfg.tolerance:g}; nothing was written to {out}")
-        meta = {**meta, "precision": "int8", "export": asdict(cfg), "check": check}
+        meta = {**meta, "precision": cfg.precision, "export": asdict(cfg), "check": check}
         (work / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)
@@ -272,8 +281,9 @@ def export_onnx(model, notes: list[Note], out: str | Path, cfg: OnnxExportConfig
             _trace(model, example, cfg.opset, fp32_file)
         finally:
             model.train(was_training)
+        quantized = None
         if cfg.quantize == "int8":
-            _quantize_int8(fp32_file, work / MODEL_FILE)
+            quantized = quantize_graph(fp32_file, work / MODEL_FILE, cfg.scheme)
         else:
             shutil.move(str(fp32_file), work / MODEL_FILE)
             data = fp32_file.with_name(fp32_file.name + ".data")  # external weights, for models over 2 GB
@@ -283,6 +293,8 @@ def export_onnx(model, notes: list[Note], out: str | Path, cfg: OnnxExportConfig
         exported = embed_with_session(session, id_lists, builder.pad_id, model.emb_dim, cfg.check_batch_size)
         check = {"notes": len(check_notes), "batch_size": cfg.check_batch_size, "tolerance": cfg.tolerance,
                  **compare_embeddings(reference, exported)}
+        if quantized is not None:
+            check["quantization"] = quantized
         worst = max(check["max_abs_pairwise_cosine_diff"], check["max_self_cosine_gap"])
         if not np.isfinite(exported).all() or not worst <= cfg.tolerance:
             raise ExportCheckError(
