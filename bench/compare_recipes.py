@@ -63,7 +63,10 @@ def run(recipe: str, out: Path, seconds: float, threads: int | None = None) -> d
         torch.set_num_threads(threads)
     load_start = os.getloadavg()
     console = Console(stderr=True)
-    cfg = QuickstartConfig(out=str(out), progress=True)
+    from notellm.configs import preset_path
+
+    # every recipe starts from the paper's preset (full fine-tuning) + its overrides, on any device
+    cfg = QuickstartConfig(out=str(out), progress=True, config=str(preset_path("smollm2-135m")))
     ctx, _, _ = prepare_data(cfg, StageRunner(out, console), out / "data", console)
     t0 = time.monotonic()
     if recipe == "sbert":
