@@ -49,6 +49,7 @@ def _ranks(result: dict) -> dict:
 
 
 def run(recipe: str, out: Path, seconds: float, threads: int | None = None) -> dict:
+    import torch
     from rich.console import Console
 
     from notellm.evaluation.harness import evaluate_scorer
@@ -56,8 +57,6 @@ def run(recipe: str, out: Path, seconds: float, threads: int | None = None) -> d
     from notellm.pipeline.quickstart import QuickstartConfig, prepare_data, train_config, train_run
     from notellm.pipeline.stages import StageRunner
     from notellm.retrieval.encode import encode_notes
-
-    import torch
 
     if threads:
         torch.set_num_threads(threads)
@@ -99,7 +98,8 @@ def run(recipe: str, out: Path, seconds: float, threads: int | None = None) -> d
     result = evaluate_scorer(ctx, EmbeddingScorer(vectors, recipe), progress=False)
     row["test"] = _recall(result)
     row["paper_ranks"] = _ranks(result)
-    row.update(recipe=recipe, threads=torch.get_num_threads(), affinity=sorted(os.sched_getaffinity(0)), budget_seconds=seconds, wall_seconds=time.monotonic() - t0,
+    row.update(recipe=recipe, threads=torch.get_num_threads(), affinity=sorted(os.sched_getaffinity(0)),
+               budget_seconds=seconds, wall_seconds=time.monotonic() - t0,
                pool=len(ctx.pool_ids), loadavg_start=load_start, loadavg_end=os.getloadavg(),
                train_pairs=len(ctx.train_pairs))
     (out / "recipes").mkdir(parents=True, exist_ok=True)

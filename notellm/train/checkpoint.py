@@ -39,7 +39,8 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "notellm_state.json"
-RESUME_KEYS = ("max_steps", "epochs", "lr", "warmup_ratio", "batch_pairs", "grad_accum", "seed")
+RESUME_KEYS = ("max_steps", "epochs", "lr", "warmup_ratio", "batch_pairs", "grad_accum", "seed", "group_by_length")
+LEGACY_DEFAULTS = {"group_by_length": False}  # keys added later: what a checkpoint written before them meant
 _STEP_DIR = re.compile(r"^step-(\d{8})$")
 _WEIGHTS = "model.safetensors"
 
@@ -158,7 +159,8 @@ def track_state_as_json(accelerator, scheduler, run: RunState, fingerprint: dict
                 "loaded): start a new out_dir, or train.resume=false")
         payload = json.loads(path.read_text(encoding="utf-8"))
         stored = payload.get("fingerprint", {})
-        changed = {k: (stored.get(k), v) for k, v in fingerprint.items() if stored.get(k) != v}
+        changed = {k: (stored.get(k, LEGACY_DEFAULTS.get(k)), v) for k, v in fingerprint.items()
+                   if stored.get(k, LEGACY_DEFAULTS.get(k)) != v}
         if changed and not reset_schedule:
             shown = "; ".join(f"{k}: {old!r} -> {new!r}" if k != "data" else "data: the files changed"
                               for k, (old, new) in changed.items())

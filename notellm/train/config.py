@@ -102,6 +102,10 @@ class TrainArgs:
     """Seed of the sampler, the prompt-type draw and all RNGs."""
     no_duplicates: bool = True
     """Keep any note from appearing twice in one global batch (it would be a false negative)."""
+    group_by_length: bool = False
+    """Batch pairs of similar token length (within windows of 50 shuffled global batches, batch order shuffled
+    again): less padding, so fewer wasted FLOPs, but the in-batch negatives then share a length bucket (length can
+    no longer tell a negative apart). Off by default; see docs/method.md for the padding it saves."""
     checkpoint_every: int = 0
     """Checkpoint every N optimizer steps (plus at the end / on stop); 0 = only at the end / on stop."""
     keep_checkpoints: int = 2

@@ -62,6 +62,13 @@ def load_pair_data(data_dir: str | Path, split: str) -> PairData:
     return PairData(notes=notes, pairs=pairs_from_frame(frame, notes, f"{data_dir} ({split} pairs)"))
 
 
+def pair_lengths(data: PairData, builder) -> list[int]:
+    """Per pair, the token length of its longer note's embedding prompt (what padding a batch up to costs)."""
+    note_ids = {i for pair in data.pairs for i in pair}
+    length = {i: len(builder.embedding_only_sequence(data.notes[i]).input_ids) for i in sorted(note_ids)}
+    return [max(length[a], length[b]) for a, b in data.pairs]
+
+
 class PairBatchSampler:
     """Global batches of pair indices, deterministic in (seed, epoch), sharded by rank.
 
@@ -72,6 +79,10 @@ class PairBatchSampler:
         seed: base seed of the per-epoch permutations.
         no_duplicates: defer pairs whose notes already appear in the global batch.
         shuffle: permute per epoch (off for validation: the file order).
+        lengths: a token length per pair (e.g. the longer note's prompt): when given (and shuffling), each window
+            of `group_batches` global batches of the permutation is sorted by length before it is cut into batches,
+            and the batches are then shuffled, so a batch holds pairs of similar length (less padding).
+        group_batches: global batches per length-sorting window.
     """
 
     def __init__(
@@ -82,7 +93,14 @@ class PairBatchSampler:
         seed: int = 0,
         no_duplicates: bool = True,
         shuffle: bool = True,
+        lengths: list[int] | None = None,
+        group_batches: int = 50,
     ) -> None:
+        if lengths is not None and len(lengths) != len(pairs):
+            raise ValueError(f"lengths has {len(lengths)} entries for {len(pairs)} pairs")
+        if group_batches < 1:
+            raise ValueError(f"group_batches must be ≥ 1, got {group_batches}")
+        self.lengths, self.group_batches = lengths, group_batches
         self.pairs = pairs
         self.batch_pairs = batch_pairs
         self.world_size = world_size
@@ -105,10 +123,23 @@ class PairBatchSampler:
         """The global batches (lists of pair indices) of `epoch`, computed once and cached."""
         if self._plan[0] != epoch:
             n = len(self.pairs)
-            order = np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
-            self._plan = (epoch, self._cut(order.tolist()))
+            rng = np.random.default_rng([self.seed, epoch])
+            order = rng.permutation(n).tolist() if self.shuffle else list(range(n))
+            if self.lengths is not None and self.shuffle:
+                batches = self._cut(self._length_sorted(order))
+                self._plan = (epoch, [batches[i] for i in rng.permutation(len(batches))])
+            else:
+                self._plan = (epoch, self._cut(order))
             self._lengths[epoch] = len(self._plan[1])
         return self._plan[1]
+
+    def _length_sorted(self, order: list[int]) -> list[int]:
+        """`order` with each window of `group_batches` global batches sorted by length, longest first (stable)."""
+        window = self.global_batch * self.group_batches
+        out: list[int] = []
+        for start in range(0, len(order), window):
+            out += sorted(order[start : start + window], key=lambda i: -self.lengths[i])
+        return out
 
     def _cut(self, order: list[int]) -> list[list[int]]:
         size = self.global_batch

@@ -10,9 +10,11 @@ import json
 from typer.testing import CliRunner
 
 from notellm.cli import build_app
+from notellm.evaluation import harness as E
 from notellm.evaluation.harness import SCORINGS, EvalContext
 from notellm.evaluation.results import build_table
 from notellm.pipeline.ablate import run_ablation, settings
+from notellm.pipeline.deadline import CostModel
 from notellm.pipeline.quickstart import MAIN, QuickstartConfig, plan_budget, run_quickstart
 from notellm.pipeline.stages import StageRunner
 from notellm.report.metrics import AblationRow
@@ -23,7 +25,7 @@ from notellm.retrieval.vectors import NoteVectors
 def test_quickstart_end_to_end_and_resume(tmp_path, stackexchange_dir, tiny_backbone_dir):
     cfg = QuickstartConfig(
         stackexchange=str(stackexchange_dir), out=str(tmp_path / "qs"), model=str(tiny_backbone_dir),
-        budget_minutes=1.0, max_notes=160, skip_baselines=True, gen_notes=3, examples=2, progress=False,
+        budget_minutes=60.0, max_notes=160, skip_baselines=True, gen_notes=3, examples=2, progress=False,
         overrides=["train.max_steps=2", "train.batch_pairs=4", "train.max_seconds=0"],  # steps, not the clock
     )
     first = run_quickstart(cfg)
@@ -107,6 +109,83 @@ def test_quickstart_end_to_end_and_resume(tmp_path, stackexchange_dir, tiny_back
             == cold["methods"][MAIN]["paper"]["metrics"])
     res = runner.invoke(app, ["report", str(tmp_path / "missing.json")])
     assert res.exit_code == 1 and "metrics file not found" in res.output
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_quickstart_fits_its_budget_by_cutting_visibly(tmp_path, monkeypatch, stackexchange_dir,
+                                                       tiny_backbone_dir):
+    """A fake machine: every stage advances a fake clock by what the (fixed) cost model says it costs, training
+    takes its whole share. The run must end inside budget + 10%, shrink generation to what fits, skip the
+    serving index and the zero-shot rows that do not fit, and say so in the report."""
+    rates = {"llm": 1.0, "sbert": 0.01, "generate": 35.0}
+    clock, out = FakeClock(), tmp_path / "qs"
+    original = StageRunner.run
+
+    def pool() -> int:
+        return len(EvalContext.from_data_dir(out / "data").pool_ids)
+
+    def charge(name: str, params: dict) -> float:
+        if name in ("import", "mine"):
+            return 10.0
+        if name.startswith("train:"):
+            return plan_budget(600, True)[f"train {MAIN}"]
+        if name.startswith("generate:"):
+            return rates["generate"] * (len(params["notes"]) + len(params["val"]))
+        if name.startswith("eval:") and name not in ("eval:bm25", "eval:itemcf"):
+            return pool() * rates["sbert" if name == "eval:sbert" else "llm"]
+        return 0.0
+
+    def charged(self, name, params, fn, workdir=None):
+        result = original(self, name, params, fn, workdir)
+        clock.now += charge(name, params)
+        return result
+
+    monkeypatch.setattr(StageRunner, "run", charged)
+    cfg = QuickstartConfig(
+        stackexchange=str(stackexchange_dir), out=str(out), model=str(tiny_backbone_dir), budget_minutes=10.0,
+        max_notes=160, skip_baselines=True, gen_notes=20, examples=2, progress=False, precision="fp32",
+        overrides=["train.max_steps=1", "train.batch_pairs=4", "train.max_seconds=0"])
+    result = run_quickstart(cfg, clock=clock, costs=CostModel(dict(rates), learn=False))
+    assert clock.now <= 600 * 1.1
+    n_pool = pool()
+    left = 600 - 20 - plan_budget(600, True)[f"train {MAIN}"] - n_pool * (rates["llm"] + rates["sbert"])
+    fits = [n for n in range(21) if rates["generate"] * (n + E.validation_size(n)) <= left]  # brute force
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 < max(fits) < 20 and metrics["generation"]["rows"][0]["category"]["n"] == max(fits)
+    assert result["index"] is None and not (out / "index").exists() and "full" not in metrics["tables"]
+    methods = set(metrics["tables"]["cold"]["methods"])
+    assert MAIN in methods and "BM25" in methods
+    assert not {"PromptEOL zero-shot", "LLM zero-shot (last token)"} & methods
+    report = (out / "report.md").read_text()
+    assert f"generation metrics of {MAIN}: {max(fits)} of 20 notes" in report
+    assert "the serving index (every note embedded by NoteLLM" in report
+    assert "the PromptEOL zero-shot row (embedding the test pool) skipped" in report
+
+
+def test_budget_keeper_decisions_hand_computed():
+    from rich.console import Console
+
+    from notellm.pipeline.deadline import BudgetKeeper, Deadline
+
+    clock = FakeClock()
+    keeper = BudgetKeeper(Deadline(100.0, clock), CostModel({"llm": 2.0, "generate": 5.0}, learn=False),
+                          Console(file=None, quiet=True))
+    clock.now = 40.0  # 60 s left
+    assert keeper.fits("a", "llm", 30) and not keeper.fits("b", "llm", 31)  # 60 s vs 62 s
+    assert keeper.fits("c", "unknown kind", 10**6)  # never seen: it runs and is measured
+    assert not keeper.fits("d", "llm", 10, keep=41.0)  # 20 s needed, 19 s left after what later stages keep
+    assert keeper.shrink("e", "generate", 50, keep=10.0) == 10  # 50 s: 10 notes of 5 s
+    assert keeper.shrink("f", "generate", 4) == 4  # fits whole: no cut
+    assert keeper.shrink("g", "generate", 50, overhead_items=lambda n: 2) == 10  # 12 items = 60 s
+    assert keeper.squeeze("h", 30.0, keep=45.0) == 15.0 and keeper.squeeze("i", 10.0, keep=0.0) == 10.0
+    assert [c.split(" ")[0] for c in keeper.cuts] == ["b", "d", "e:", "g:", "h:"]
 
 
 def test_stage_marker_reruns_on_changed_params(tmp_path):

@@ -48,7 +48,7 @@ def test_checkpoints_hold_no_pickles_and_resume_loads_nothing_unsafely(cut_run, 
 def test_a_changed_run_is_refused_unless_the_schedule_is_reset(cut_run, tiny_backbone_dir, toy_data_dir):
     before = (cut_run / "config.yaml").read_text()
     for change in ("train.max_steps=6", "train.lr=1e-3", "train.warmup_ratio=0.5", "train.batch_pairs=2",
-                   "train.seed=7"):
+                   "train.seed=7", "train.group_by_length=true"):
         key = change.split("=")[0].split(".")[1]
         with pytest.raises(ValueError, match=f"(?s){key}.*reset_schedule"):
             train(tiny_config(tiny_backbone_dir, toy_data_dir, cut_run, *COMMON, change))
@@ -60,6 +60,15 @@ def test_a_changed_run_is_refused_unless_the_schedule_is_reset(cut_run, tiny_bac
     assert len(kept) == 1 and kept[0].read_text() == before  # the old config is kept beside the new one
     archived = list((cut_run / "checkpoints").glob("before-reset-*/step-00000002"))
     assert len(archived) == 1  # the old schedule's checkpoint is moved aside, not mixed with the new ones
+
+
+def test_a_length_grouped_run_resumes_on_its_own_batches(tiny_backbone_dir, toy_data_dir, tmp_path):
+    grouped = (*COMMON, "train.group_by_length=true")
+    whole = train(tiny_config(tiny_backbone_dir, toy_data_dir, tmp_path / "whole", *grouped))
+    cut = train(tiny_config(tiny_backbone_dir, toy_data_dir, tmp_path / "cut", *grouped, "train.stop_at_step=2"))
+    resumed = train(tiny_config(tiny_backbone_dir, toy_data_dir, tmp_path / "cut", *grouped))
+    assert cut.steps == 2 and resumed.completed and resumed.steps == whole.steps == 4
+    assert resumed.final_loss == pytest.approx(whole.final_loss, rel=1e-5)  # the same batches after the resume
 
 
 def test_changed_data_is_refused(cut_run, tiny_backbone_dir, toy_data_dir, tmp_path):
