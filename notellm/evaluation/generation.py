@@ -65,16 +65,28 @@ def category_metrics(predicted: list[str], truth: list[str], categories: list[st
 
 
 def per_note_scores(predicted_categories: list[str], true_categories: list[str], predicted_tags: list[list[str]],
-                    true_tags: list[list[str]]) -> dict[str, np.ndarray]:
+                    true_tags: list[list[str]], categories: list[str] | None = None,
+                    vocabulary: list[str] | None = None) -> dict[str, np.ndarray]:
     """Per note: category hit (0/1), and tag hits / generated tags / reference tags (for micro P and R as ratios of
-    sums), the bootstrap's input for generation intervals (`bootstrap.ratio_intervals`)."""
+    sums), the bootstrap's input for generation intervals (`bootstrap.ratio_intervals`). Given the closed sets,
+    also `category_ill` (0/1: outside `categories`), `tags_unknown` / `tags_listed` (generated tags outside
+    `vocabulary` / all generated tags, as `tag_metrics` counts them)."""
     cat = np.array([_normalise(p) == _normalise(t) for p, t in zip(predicted_categories, true_categories)], float)
     hits, n_pred, n_true = [], [], []
     for pred_tags, ref_tags in zip(predicted_tags, true_tags):
         pred, ref = {_normalise(t) for t in pred_tags}, {_normalise(t) for t in ref_tags}
         hits.append(len(pred & ref)), n_pred.append(len(pred)), n_true.append(len(ref))
-    return {"category_hit": cat, "tag_hits": np.array(hits, float), "tags_generated": np.array(n_pred, float),
-            "tags_true": np.array(n_true, float)}
+    out = {"category_hit": cat, "tag_hits": np.array(hits, float), "tags_generated": np.array(n_pred, float),
+           "tags_true": np.array(n_true, float)}
+    if categories is not None:
+        known = {_normalise(c) for c in categories}
+        out["category_ill"] = np.array([_normalise(p) not in known for p in predicted_categories], float)
+    if vocabulary is not None:
+        known = {_normalise(t) for t in vocabulary}
+        out["tags_unknown"] = np.array([sum(_normalise(t) not in known for t in tags) for tags in predicted_tags],
+                                       float)
+        out["tags_listed"] = np.array([len(tags) for tags in predicted_tags], float)
+    return out
 
 
 def tag_metrics(predicted: list[list[str]], truth: list[list[str]], vocabulary: list[str] | None = None) -> dict:
@@ -92,43 +104,45 @@ def tag_metrics(predicted: list[list[str]], truth: list[list[str]], vocabulary: 
     return out
 
 
-def hashtag_metrics(predicted: list[list[str]], truth: list[list[str]],
-                    vocabulary: list[str] | None = None) -> dict[str, float]:
-    """BLEU-4 (sentence mean and corpus) and ROUGE-1/2/L F1 of generated vs reference hashtags, in [0, 1], plus
-    `tag_metrics` (exact tags; the illusory share when `vocabulary` is given)."""
+def hashtag_per_note(predicted: list[list[str]], truth: list[list[str]]) -> dict[str, np.ndarray]:
+    """Per note (n,): sentence BLEU-4 and ROUGE-1/2/L F1 (0 for a note without reference tags) and `has_reference`
+    (0/1): the means over notes with references are Σ score / Σ has_reference, the bootstrap's ratio input."""
     import sacrebleu
     from rouge_score import rouge_scorer
 
     if len(predicted) != len(truth):
         raise ValueError(f"hashtag_metrics: {len(predicted)} predictions but {len(truth)} references")
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], tokenizer=_SegmentTokenizer())
-    hyps, refs, bleu, r1, r2, rl = [], [], [], [], [], []
-    for pred_tags, ref_tags in zip(predicted, truth):
+    out = {k: np.zeros(len(predicted)) for k in ("bleu4", "rouge1", "rouge2", "rougeL", "has_reference")}
+    for i, (pred_tags, ref_tags) in enumerate(zip(predicted, truth)):
         ref = " ".join(segment(" ".join(ref_tags)))
         if not ref:
             continue
+        out["has_reference"][i] = 1.0
         hyp = " ".join(segment(" ".join(pred_tags)))
-        hyps.append(hyp)
-        refs.append(ref)
         if not hyp:
-            bleu.append(0.0), r1.append(0.0), r2.append(0.0), rl.append(0.0)
-            continue
-        bleu.append(sacrebleu.sentence_bleu(hyp, [ref], tokenize="none").score / 100.0)
+            continue  # an empty prediction scores 0
+        out["bleu4"][i] = sacrebleu.sentence_bleu(hyp, [ref], tokenize="none").score / 100.0
         rouge = scorer.score(ref, hyp)  # (target, prediction)
-        r1.append(rouge["rouge1"].fmeasure)
-        r2.append(rouge["rouge2"].fmeasure)
-        rl.append(rouge["rougeL"].fmeasure)
+        out["rouge1"][i], out["rouge2"][i], out["rougeL"][i] = (rouge[k].fmeasure for k in ("rouge1", "rouge2",
+                                                                                           "rougeL"))
+    return out
+
+
+def hashtag_metrics(predicted: list[list[str]], truth: list[list[str]],
+                    vocabulary: list[str] | None = None) -> dict[str, float]:
+    """BLEU-4 (sentence mean and corpus) and ROUGE-1/2/L F1 of generated vs reference hashtags, in [0, 1], plus
+    `tag_metrics` (exact tags; the illusory share when `vocabulary` is given)."""
+    import sacrebleu
+
+    per = hashtag_per_note(predicted, truth)
+    kept = per["has_reference"] > 0
     tags = tag_metrics(predicted, truth, vocabulary)
-    if not refs:
+    if not kept.any():
         return {"bleu4": float("nan"), "bleu4_corpus": float("nan"), "rouge1": float("nan"),
                 "rouge2": float("nan"), "rougeL": float("nan"), "n": 0, **tags}
+    hyps = [" ".join(segment(" ".join(p))) for p, k in zip(predicted, kept) if k]
+    refs = [" ".join(segment(" ".join(t))) for t, k in zip(truth, kept) if k]
     corpus = sacrebleu.corpus_bleu(hyps, [refs], tokenize="none").score / 100.0
-    return {
-        "bleu4": float(np.mean(bleu)),
-        "bleu4_corpus": float(corpus),
-        "rouge1": float(np.mean(r1)),
-        "rouge2": float(np.mean(r2)),
-        "rougeL": float(np.mean(rl)),
-        "n": len(refs),
-        **tags,
-    }
+    return {**{k: float(per[k][kept].mean()) for k in ("bleu4", "rouge1", "rouge2", "rougeL")},
+            "bleu4_corpus": float(corpus), "n": int(kept.sum()), **tags}

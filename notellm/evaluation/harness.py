@@ -25,7 +25,13 @@ import pandas as pd
 from notellm.data import schema as S
 from notellm.evaluation.bootstrap import BootstrapConfig, ratio_intervals
 from notellm.evaluation.buckets import standard_breakdowns
-from notellm.evaluation.generation import category_metrics, hashtag_metrics, per_note_scores, tag_metrics
+from notellm.evaluation.generation import (
+    category_metrics,
+    hashtag_metrics,
+    hashtag_per_note,
+    per_note_scores,
+    tag_metrics,
+)
 from notellm.evaluation.generation_baselines import diversity, knn_vote, most_frequent
 from notellm.evaluation.protocol import Scorer, build_queries, evaluate_queries, links_queries
 from notellm.evaluation.results import GenerationReport, GenerationRow
@@ -216,15 +222,20 @@ def generation_sample(ctx: EvalContext, n: int, first: list[str] | None = None) 
 
 def _scores(cat_pred: list[str], tag_pred: list[list[str]], notes: list, categories: list[str],
             vocabulary: list[str]) -> tuple[dict, dict, dict, dict]:
-    """Category and hashtag metrics, diversity, and 95% bootstrap intervals over notes of category accuracy and
-    tag precision / recall: {"acc": [lo, hi], "tag_precision": ..., "tag_recall": ...}."""
+    """Category and hashtag metrics, diversity, and 95% bootstrap intervals over notes of every per-note figure:
+    {"acc": [lo, hi], "ill", "tag_precision", "tag_recall", "tag_ill", "bleu4", "rouge1", "rouge2", "rougeL"}
+    (the same resamples for all: one note is one unit). Diversity is a property of the whole set: no interval."""
     truth_cat, truth_tags = [n.category for n in notes], [list(n.hashtags) for n in notes]
-    per = per_note_scores(cat_pred, truth_cat, tag_pred, truth_tags)
+    per = per_note_scores(cat_pred, truth_cat, tag_pred, truth_tags, categories, vocabulary)
+    text = hashtag_per_note(tag_pred, truth_tags)
     ones = np.ones(len(notes))
-    intervals = ratio_intervals({"acc": per["category_hit"], "tag_precision": per["tag_hits"],
-                                 "tag_recall": per["tag_hits"]},
-                                {"acc": ones, "tag_precision": per["tags_generated"], "tag_recall": per["tags_true"]},
-                                BootstrapConfig()) if notes else {}
+    numerators = {"acc": per["category_hit"], "ill": per["category_ill"], "tag_precision": per["tag_hits"],
+                  "tag_recall": per["tag_hits"], "tag_ill": per["tags_unknown"],
+                  **{k: text[k] for k in ("bleu4", "rouge1", "rouge2", "rougeL")}}
+    denominators = {"acc": ones, "ill": ones, "tag_precision": per["tags_generated"], "tag_recall": per["tags_true"],
+                    "tag_ill": per["tags_listed"], **dict.fromkeys(("bleu4", "rouge1", "rouge2", "rougeL"),
+                                                                   text["has_reference"])}
+    intervals = ratio_intervals(numerators, denominators, BootstrapConfig()) if notes else {}
     return (category_metrics(cat_pred, truth_cat, categories), hashtag_metrics(tag_pred, truth_tags, vocabulary),
             diversity(tag_pred), {k: list(v) for k, v in intervals.items()})
 

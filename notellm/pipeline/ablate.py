@@ -78,13 +78,14 @@ def run_ablation(cfg: QuickstartConfig, console: Console | None = None) -> dict:
             generation = ({"acc": free["category"].get("acc"), "ill": free["category"].get("ill"),
                            **{k: free["hashtags"].get(k) for k in ("bleu4", "rouge1", "rouge2", "rougeL")}}
                           if free else {})
-            return {"recall": recall, "generation": generation}
+            intervals = {k: v for k, v in free["intervals"].items() if k in generation} if free else {}
+            return {"recall": recall, "generation": generation, "intervals": intervals}
 
         result = stages.run(f"eval:{slug}", {"train": stages.hashes[f"train:{slug}"], "notes": gen_ids,
                                              "eval": E.EVAL_VERSION}, evaluate)
         raw[label] = {"paper": result["recall"]}
         rows.append(AblationRow(setting=label, alpha=alpha, hashtag_ratio=ratio, steps=trained["steps"],
-                                generation=result["generation"]))
+                                generation=result["generation"], intervals=result.get("intervals", {})))
     reference = REFERENCE if REFERENCE in raw else None
     metrics = RunMetrics(
         meta=RunMeta(title="ablation (α, r)", backbone=cfg.model, budget_minutes=cfg.budget_minutes, started=started,

@@ -58,6 +58,7 @@ class AblationRow:
     hashtag_ratio: float
     steps: int
     generation: dict[str, float | None] = field(default_factory=dict)  # acc, ill, bleu4, rouge1, rouge2, rougeL
+    intervals: dict[str, list[float]] = field(default_factory=dict)  # the same keys: 95% [lo, hi] over notes
 
 
 @dataclass

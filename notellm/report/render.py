@@ -136,24 +136,29 @@ def comparison_lines(table: RetrievalTable) -> list[str]:
 
 
 def generation_table(gen: GenerationReport) -> list[str]:
-    """One row per generator: category Acc/Ill, hashtag BLEU/ROUGE/tag P/R/Ill and the diversity figures (%)."""
+    """One row per generator: category Acc/Ill, hashtag BLEU/ROUGE/tag P/R/Ill (± the half-width of the interval
+    over notes, where the row has one) and the diversity figures (of the whole set: no interval) (%)."""
     rows = []
     for r in gen.rows:
         c, h, d = r.category, r.hashtags, r.diversity
 
         def pm(value, key: str, r=r) -> str:  # value ± the half-width of its interval over notes, when there is one
-            lo, hi = r.intervals.get(key, (None, None))
-            return _pm(Estimate(value, lo, hi)) if lo is not None and lo == lo and value == value else _pct(value)
+            return _pm_over_notes(value, r.intervals.get(key))
 
         rows.append([r.model, r.decoding + (f" (chosen on validation for {r.chosen})" if r.chosen else ""),
-                     pm(c.get("acc"), "acc"), _pct(c.get("ill"))]
-                    + [_pct(h.get(m)) for m in ("bleu4", "rouge1", "rougeL")]
-                    + [pm(h.get("tag_precision"), "tag_precision"), pm(h.get("tag_recall"), "tag_recall"),
-                       _pct(h.get("tag_ill"))]
+                     pm(c.get("acc"), "acc"), pm(c.get("ill"), "ill")]
+                    + [pm(h.get(m), m) for m in ("bleu4", "rouge1", "rougeL", "tag_precision", "tag_recall",
+                                                 "tag_ill")]
                     + [_num(d.get("distinct_per_note"), 2), _pct(d.get("modal_share")), str(c.get("n", "–"))])
     return _table(["generator", "decoding", "category Acc", "category Ill", "BLEU-4", "ROUGE-1", "ROUGE-L",
                    "tag P", "tag R", "tag Ill", "distinct tags / note", "notes with the modal tag list", "notes"],
                   rows)
+
+
+def _pm_over_notes(value, interval) -> str:
+    """`x ± half-width` (%) when a (lo, hi) interval over notes is known, else the bare value."""
+    lo, hi = interval or (None, None)
+    return _pm(Estimate(value, lo, hi)) if lo is not None and lo == lo and value == value else _pct(value)
 
 
 def ablation_table(rows: list[AblationRow], table: RetrievalTable | None) -> list[str]:
@@ -174,7 +179,8 @@ def ablation_table(rows: list[AblationRow], table: RetrievalTable | None) -> lis
         body.append([r.setting, str(r.steps)] + [_pm(m.get(f"recall@{k}")) for k in ks] + [_pm(m.get("recall_avg"))]
                     + ([_diff(res.versus_reference.get("recall_avg")) if res else "–"] if table and table.reference
                        else [])
-                    + [_pct(g.get(k)) for k in ("acc", "ill", "bleu4", "rouge1", "rouge2", "rougeL")])
+                    + [_pm_over_notes(g.get(k), r.intervals.get(k)) for k in ("acc", "ill", "bleu4", "rouge1",
+                                                                              "rouge2", "rougeL")])
     return _table(header, body)
 
 
@@ -351,7 +357,8 @@ def generation_section(gen: GenerationReport) -> list[str]:
              + " Baselines: the training notes' most frequent category and tags for every note, and the "
              "category and tags voted by each note's nearest training notes under an embedding. Diversity: "
              "distinct generated tags per note, and the share of notes that got the most common tag list. "
-             "Accuracy and tag P / R carry ± the half-width of a 95% bootstrap interval over notes.", ""]
+             "Every figure but diversity carries ± the half-width of a 95% bootstrap interval over notes (1,000 "
+             "resamples; separate intervals per row: generators are not compared pairwise here).", ""]
     lines += generation_table(gen)
     return lines + _generation_verdicts(gen)
 

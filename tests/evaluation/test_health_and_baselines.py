@@ -147,3 +147,26 @@ def test_generation_intervals_over_notes():
     hits = np.array([1.0] * 70 + [0.0] * 30)
     lo, hi = ratio_intervals({"acc": hits}, {"acc": np.ones(100)}, BootstrapConfig())["acc"]
     assert lo < 0.7 < hi and lo > 0.5
+
+
+def test_per_note_generation_scores_agree_with_the_means_and_carry_intervals():
+    from notellm.data.schema import Note
+    from notellm.evaluation.generation import hashtag_metrics, hashtag_per_note, per_note_scores, tag_metrics
+    from notellm.evaluation.harness import _scores
+
+    pred, truth = [["brew", "stout"], [], ["x"], ["yeast"]], [["brew", "yeast"], ["a"], [], ["yeast"]]
+    per = hashtag_per_note(pred, truth)
+    assert per["has_reference"].tolist() == [1, 1, 0, 1] and per["bleu4"][1] == 0.0 and per["rouge1"][3] == 1.0
+    means = hashtag_metrics(pred, truth)
+    assert means["n"] == 3 and np.isclose(means["rouge1"], per["rouge1"].sum() / 3)
+    assert np.isclose(means["rouge1"], (2 * 0.5 * 0.5 / (0.5 + 0.5) + 0 + 1) / 3)  # hand-computed F1 per note
+    ill = per_note_scores(["a", "zz"], ["a", "b"], [["t1", "new"], ["t1"]], [["t1"], []], ["a", "b"], ["t1"])
+    assert ill["category_ill"].tolist() == [0, 1] and ill["tags_unknown"].tolist() == [1, 0]
+    assert ill["tags_listed"].sum() == 3
+    assert tag_metrics([["t1", "new"], ["t1"]], [["t1"], []], ["t1"])["tag_ill"] == 1 / 3
+    notes = [Note(f"n{i}", "t", "c", tuple(t), "a") for i, t in enumerate(truth)]
+    cat_m, tag_m, _, ci = _scores(["a", "a", "b", "a"], pred, notes, ["a", "b"], ["brew", "yeast", "a"])
+    for key, value in (("acc", cat_m["acc"]), ("ill", cat_m["ill"]), ("bleu4", tag_m["bleu4"]),
+                       ("rouge1", tag_m["rouge1"]), ("tag_ill", tag_m["tag_ill"])):
+        lo, hi = ci[key]
+        assert lo <= value + 1e-12 and value <= hi + 1e-12, key  # each interval covers its own point estimate

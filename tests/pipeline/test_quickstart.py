@@ -247,6 +247,8 @@ def test_ablation_grid_and_table():
     assert (f"| α=0, r=0.4 | 7 | 25.00 ± {100 * r1.half_width:.2f} | 75.00 ± {100 * r10.half_width:.2f} | 50.00 ± "
             in text)
     assert "| 0.00 | 100.00 | 1.00 | 20.00 | 10.00 | 20.00 |" in text
+    rows[0].intervals = {"acc": [0.0, 0.0], "bleu4": [0.0, 0.03]}  # generation intervals over notes, when known
+    assert "| 0.00 ± 0.00 | 100.00 | 1.00 ± 1.50 | 20.00 | 10.00 | 20.00 |" in "\n".join(ablation_table(rows, table))
 
 
 def test_ablate_end_to_end(tmp_path, stackexchange_dir, tiny_backbone_dir):
