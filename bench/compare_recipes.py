@@ -49,6 +49,7 @@ def _ranks(result: dict) -> dict:
 
 
 def run(recipe: str, out: Path, seconds: float, threads: int | None = None) -> dict:
+    import torch
     from rich.console import Console
 
     from notellm.evaluation.harness import evaluate_scorer
@@ -57,13 +58,14 @@ def run(recipe: str, out: Path, seconds: float, threads: int | None = None) -> d
     from notellm.pipeline.stages import StageRunner
     from notellm.retrieval.encode import encode_notes
 
-    import torch
-
     if threads:
         torch.set_num_threads(threads)
     load_start = os.getloadavg()
     console = Console(stderr=True)
-    cfg = QuickstartConfig(out=str(out), progress=True)
+    from notellm.configs import preset_path
+
+    # every recipe starts from the paper's preset (full fine-tuning) + its overrides, on any device
+    cfg = QuickstartConfig(out=str(out), progress=True, config=str(preset_path("smollm2-135m")))
     ctx, _, _ = prepare_data(cfg, StageRunner(out, console), out / "data", console)
     t0 = time.monotonic()
     if recipe == "sbert":
@@ -96,7 +98,8 @@ def run(recipe: str, out: Path, seconds: float, threads: int | None = None) -> d
     result = evaluate_scorer(ctx, EmbeddingScorer(vectors, recipe), progress=False)
     row["test"] = _recall(result)
     row["paper_ranks"] = _ranks(result)
-    row.update(recipe=recipe, threads=torch.get_num_threads(), affinity=sorted(os.sched_getaffinity(0)), budget_seconds=seconds, wall_seconds=time.monotonic() - t0,
+    row.update(recipe=recipe, threads=torch.get_num_threads(), affinity=sorted(os.sched_getaffinity(0)),
+               budget_seconds=seconds, wall_seconds=time.monotonic() - t0,
                pool=len(ctx.pool_ids), loadavg_start=load_start, loadavg_end=os.getloadavg(),
                train_pairs=len(ctx.train_pairs))
     (out / "recipes").mkdir(parents=True, exist_ok=True)

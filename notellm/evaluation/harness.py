@@ -31,7 +31,13 @@ from notellm.evaluation.protocol import Scorer, build_queries, evaluate_queries,
 from notellm.evaluation.results import GenerationReport, GenerationRow
 from notellm.retrieval.vectors import NoteVectors
 
-SCORINGS = ("greedy", "beam")
+# Constrained decoders compared on validation, cheapest first (a tie keeps the earlier): label -> generate kwargs.
+# "pmi λ": greedy on log p(y | note) − λ·log p(y | empty note) (model/calibration.py), against the degenerate
+# note-free prior of a briefly trained model (#11).
+SCORINGS: dict[str, dict] = {"greedy": {"scoring": "greedy"},
+                             "pmi λ=0.5": {"scoring": "pmi", "prior_weight": 0.5},
+                             "pmi λ=1": {"scoring": "pmi", "prior_weight": 1.0},
+                             "beam": {"scoring": "beam"}}
 
 Pool = Literal["test", "full"]
 POOL_RULES = {"test": "candidates = the test notes (notes never seen in training)",
@@ -230,24 +236,24 @@ def _tag_f1(tags: list[list[str]], notes: list) -> float:
 
 
 def choose_constrained_scoring(model, ctx: EvalContext, val_ids: list[str], progress: bool = False) -> dict:
-    """Greedy or length-normalised beam for constrained decoding, chosen per task on validation notes.
+    """The constrained decoder (a `SCORINGS` label: greedy, prior-calibrated λ, or length-normalised beam),
+    chosen per task on validation notes.
 
-    Category by accuracy, hashtags by exact-tag F1; a tie keeps greedy (the cheaper path). Returns
-    {"category": scoring, "hashtags": scoring, "validation_notes": n, "scores": {task: {scoring: value}}}.
+    Category by accuracy, hashtags by exact-tag F1; a tie keeps the earlier (cheaper) label. Returns
+    {"category": label, "hashtags": label, "validation_notes": n, "scores": {task: {label: value}}}.
     """
     notes = [ctx.notes_by_id[i] for i in val_ids]
     categories, vocabulary = ctx.category_set(), ctx.hashtag_vocabulary()
     scores: dict[str, dict[str, float]] = {"category": {}, "hashtags": {}}
-    for scoring in SCORINGS:
-        cats = model.generate_category(notes, constrained=True, categories=categories, scoring=scoring,
-                                       progress=progress)
-        scores["category"][scoring] = category_metrics(cats, [n.category for n in notes], categories)["acc"]
+    for label, how in SCORINGS.items():
+        cats = model.generate_category(notes, constrained=True, categories=categories, progress=progress, **how)
+        scores["category"][label] = category_metrics(cats, [n.category for n in notes], categories)["acc"]
         if vocabulary:
-            tags = model.generate_hashtags(notes, k=5, constrained=True, vocabulary=vocabulary, scoring=scoring,
-                                           progress=progress)
-            scores["hashtags"][scoring] = _tag_f1(tags, notes)
-    choice = {task: max(SCORINGS, key=lambda s, task=task: (by.get(s, 0.0), s == "greedy"))
-              for task, by in scores.items()}
+            tags = model.generate_hashtags(notes, k=5, constrained=True, vocabulary=vocabulary, progress=progress,
+                                           **how)
+            scores["hashtags"][label] = _tag_f1(tags, notes)
+    order = list(SCORINGS)
+    choice = {task: max(order, key=lambda s, by=by: (by.get(s, 0.0), -order.index(s))) for task, by in scores.items()}
     return {**choice, "validation_notes": len(notes), "scores": scores}
 
 
@@ -260,8 +266,8 @@ def validation_sample(ctx: EvalContext, n: int) -> list[str]:
 def evaluate_generation(model, ctx: EvalContext, note_ids: list[str], progress: bool = True,
                         val_ids: list[str] | None = None, name: str = "NoteLLM", constrained: bool = True) -> dict:
     """Category and hashtag metrics of a NoteLLM on `note_ids`: free decoding and (unless `constrained` is False)
-    constrained decoding scored greedily and by length-normalised beam; the constrained scoring used downstream is
-    chosen on `val_ids`.
+    constrained decoding by every `SCORINGS` decoder; the constrained decoder used downstream is chosen on
+    `val_ids`.
 
     Constrained hashtags use the training notes' tags (`hashtag_vocabulary`) as the closed set; `tags_reachable`
     is the share of the test notes' own tags inside it (the best tag recall constrained decoding can reach).
@@ -273,12 +279,11 @@ def evaluate_generation(model, ctx: EvalContext, note_ids: list[str], progress: 
               else {"category": "greedy", "hashtags": "greedy", "validation_notes": 0, "scores": {}})
     decoded = {"free": (model.generate_category(notes, constrained=False, progress=progress),
                         model.generate_hashtags(notes, k=5, progress=progress))}
-    for scoring in SCORINGS if constrained else ():
-        cats = model.generate_category(notes, constrained=True, categories=categories, scoring=scoring,
-                                       progress=progress)
-        tags = (model.generate_hashtags(notes, k=5, constrained=True, vocabulary=vocabulary, scoring=scoring,
-                                        progress=progress) if vocabulary else [[] for _ in notes])
-        decoded[f"constrained {scoring}"] = (cats, tags)
+    for label, how in SCORINGS.items() if constrained else ():
+        cats = model.generate_category(notes, constrained=True, categories=categories, progress=progress, **how)
+        tags = (model.generate_hashtags(notes, k=5, constrained=True, vocabulary=vocabulary, progress=progress,
+                                        **how) if vocabulary else [[] for _ in notes])
+        decoded[f"constrained {label}"] = (cats, tags)
     rows = []
     for decoding, (cats, tags) in decoded.items():
         cat_m, tag_m, div, ci = _scores(cats, tags, notes, categories, vocabulary)

@@ -137,7 +137,7 @@ class GenerationRow:
     """One generator (a model's decoding, or a baseline) on the generation sample."""
 
     model: str
-    decoding: str  # "free", "constrained greedy", "constrained beam", or "baseline, ..."
+    decoding: str  # "free", "constrained <SCORINGS label>" (greedy, pmi λ=…, beam), or "baseline, ..."
     category: dict[str, int | float]  # acc, ill, n (generation.category_metrics)
     hashtags: dict[str, int | float]  # bleu4, rouge*, tag_precision, tag_recall, tag_ill, n
     diversity: dict  # distinct_per_note, modal_share, modal_list, n (generation_baselines.diversity)

@@ -61,7 +61,9 @@ def common_prefix_length(id_lists: list[list[int]]) -> int:
 
 
 CONSTRAINED_BEAMS = 4  # paths kept by length-normalised constrained decoding (`scoring="beam"`)
-ConstrainedScoring = Literal["greedy", "beam"]
+ConstrainedScoring = Literal["greedy", "beam", "pmi"]
+SCORINGS = ("greedy", "beam", "pmi")
+EMPTY_NOTE = Note(note_id="", title="", content="")  # the note-free prompt of `scoring="pmi"` (calibration.py)
 
 
 @dataclass
@@ -297,6 +299,8 @@ class NoteLLM(nn.Module):
         constraint: ListConstraint | None = None,
         progress: bool = False,
         scoring: ConstrainedScoring = "greedy",
+        prior_ids: list[int] | None = None,
+        prior_weight: float = 1.0,
     ) -> list[list[int]]:
         """Decoding with left padding; returns new tokens up to and with EOS.
 
@@ -304,20 +308,26 @@ class NoteLLM(nn.Module):
         decoding): a beam of `CONSTRAINED_BEAMS` paths through the automaton ranked by the sequence log-probability
         divided by its length (transformers' beam search, `length_penalty=1`), without the repetition penalty: the
         penalty divides the logits of every token already in the prompt, i.e. of the note's own words, which pushes
-        a closed-set decoder away from the note's tags towards generic ones.
+        a closed-set decoder away from the note's tags towards generic ones. `"pmi"`: greedy on
+        log p(token | note, prefix) − `prior_weight`·log p(token | empty note, prefix), the empty note's prompt being
+        `prior_ids` (calibration.py), without the repetition penalty.
         """
-        from transformers import GenerationConfig
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        from notellm.model.calibration import PriorCalibration
 
         builder = self.prompt_builder
-        if scoring not in ("greedy", "beam"):
-            raise ValueError(f"scoring must be 'greedy' or 'beam', got {scoring!r}")
+        if scoring not in SCORINGS:
+            raise ValueError(f"scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
+        if scoring == "pmi" and not prior_ids:
+            raise ValueError("scoring='pmi' needs the empty note's prompt (prior_ids)")
         beam = scoring == "beam"
         gen_cfg = GenerationConfig(
             max_new_tokens=max_new_tokens,
             do_sample=False,
             num_beams=CONSTRAINED_BEAMS if beam else 1,
             length_penalty=1.0,
-            repetition_penalty=1.0 if beam else REPETITION_PENALTY,
+            repetition_penalty=REPETITION_PENALTY if scoring == "greedy" else 1.0,
             eos_token_id=builder.eos_id,
             pad_token_id=builder.pad_id,
         )
@@ -333,6 +343,9 @@ class NoteLLM(nn.Module):
                     input_ids[row, width - len(id_lists[i]) :] = torch.tensor(id_lists[i])
                     mask[row, width - len(id_lists[i]) :] = 1
                 kwargs = {"prefix_allowed_tokens_fn": constraint.prefix_fn(width)} if constraint is not None else {}
+                if scoring == "pmi":
+                    kwargs["logits_processor"] = LogitsProcessorList(
+                        [PriorCalibration(self.causal_lm, prior_ids, width, prior_weight)])
                 out = self.causal_lm.generate(
                     input_ids=input_ids.to(self.device),
                     attention_mask=mask.to(self.device),
@@ -358,6 +371,7 @@ class NoteLLM(nn.Module):
         batch_size: int = 16,
         progress: bool = False,
         scoring: ConstrainedScoring = "greedy",
+        prior_weight: float = 1.0,
     ) -> list[list[str]]:
         """Generate up to `k` hashtags per note from title + content (the code's test prompt, j = k).
 
@@ -365,8 +379,9 @@ class NoteLLM(nn.Module):
             constrained: Restrict decoding to `vocabulary`: every hashtag is one of them, none twice (constrained.py).
                 If `max_new_tokens` runs out first, the hashtags completed so far are returned.
             vocabulary: The known hashtags (e.g. every tag of the training notes); required when `constrained`.
-            scoring: Constrained decoding only: "greedy" (token by token) or "beam" (length-normalised sequence
-                log-probability over a small beam; see `_generate`).
+            scoring: Constrained decoding only: "greedy" (token by token), "beam" (length-normalised sequence
+                log-probability over a small beam) or "pmi" (greedy, calibrated against an empty note: `_generate`).
+            prior_weight: λ of `scoring="pmi"`.
         """
         notes = [notes] if isinstance(notes, Note) else list(notes)
         ids = [self.prompt_builder.generation_ids(note, "hashtag", k) for note in notes]
@@ -377,7 +392,8 @@ class NoteLLM(nn.Module):
             raise ValueError("constrained hashtag decoding needs the vocabulary of known hashtags")
         constraint = self.hashtag_constraint(vocabulary, k)
         outputs = self._generate(ids, max_new_tokens, batch_size, constraint=constraint, progress=progress,
-                                 scoring=scoring)
+                                 scoring=scoring, prior_weight=prior_weight,
+                                 prior_ids=self.prompt_builder.generation_ids(EMPTY_NOTE, "hashtag", k))
         return [constraint.result(out)[0] for out in outputs]
 
     def generate_category(
@@ -389,6 +405,7 @@ class NoteLLM(nn.Module):
         batch_size: int = 16,
         progress: bool = False,
         scoring: ConstrainedScoring = "greedy",
+        prior_weight: float = 1.0,
     ) -> list[str]:
         """Generate each note's category in schema form ("l1/l2").
 
@@ -396,7 +413,8 @@ class NoteLLM(nn.Module):
             constrained: Restrict decoding to `categories` with a token trie; the output is always one of them
                 (`max_new_tokens` is raised to the longest category if needed).
             categories: The closed category set (schema strings); required when `constrained`.
-            scoring: Constrained decoding only: "greedy" or "beam" (as `generate_hashtags`).
+            scoring: Constrained decoding only: "greedy", "beam" or "pmi" (as `generate_hashtags`).
+            prior_weight: λ of `scoring="pmi"`.
         """
         notes = [notes] if isinstance(notes, Note) else list(notes)
         ids = [self.prompt_builder.generation_ids(note, "category") for note in notes]
@@ -407,7 +425,9 @@ class NoteLLM(nn.Module):
             raise ValueError("constrained category decoding needs the list of categories")
         constraint = self.category_constraint(categories)
         budget = max(max_new_tokens, constraint.max_item_len + constraint.end_len)
-        outputs = self._generate(ids, budget, batch_size, constraint=constraint, progress=progress, scoring=scoring)
+        outputs = self._generate(ids, budget, batch_size, constraint=constraint, progress=progress, scoring=scoring,
+                                 prior_weight=prior_weight,
+                                 prior_ids=self.prompt_builder.generation_ids(EMPTY_NOTE, "category"))
         results = []
         for out in outputs:
             items, finished = constraint.result(out)

@@ -100,6 +100,8 @@ class BudgetKeeper:
         if left >= planned:
             return planned
         seconds = max(1.0, left)
+        if planned - seconds < 1.0:  # a sub-second shortfall (import and mining ran first) is no cut worth a line
+            return seconds
         self.cut(f"{label}: {seconds:.0f} s instead of the planned {planned:.0f} s (earlier stages took longer "
                  "than their share)")
         return seconds

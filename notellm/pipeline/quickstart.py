@@ -367,7 +367,8 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None, clock=
 
     def generation_params(slug: str, n: int) -> dict:
         return {"train": stages.hashes[f"train:{slug}"], "notes": generation_sample(ctx, n, first=example_ids),
-                "val": E.validation_sample(ctx, E.validation_size(n)), "eval": E.EVAL_VERSION}
+                "val": E.validation_sample(ctx, E.validation_size(n)), "eval": E.EVAL_VERSION,
+                "decoders": E.SCORINGS}
 
     def generate(name: str, wanted: int) -> None:
         slug = RUN_DIRS[name]

@@ -214,8 +214,9 @@ def _examples(examples: list[dict]) -> list[str]:
     return out
 
 
-def _retrieval_section(table: RetrievalTable, image: Callable[[str, bytes], str], png_name: str,
+def _retrieval_section(table: RetrievalTable, image: Callable[[str, bytes], str] | None, png_name: str,
                        breakdowns: bool) -> list[str]:
+    """The rule tables, comparison sentences, the Recall@K plot (unless `image` is None), breakdowns, health."""
     lines = ["**Paper rule** (every test pair is a query; candidates = the pool minus the query):", ""]
     lines += recall_table(table, "paper")
     code = recall_table(table, "code")
@@ -227,7 +228,7 @@ def _retrieval_section(table: RetrievalTable, image: Callable[[str, bytes], str]
         lines += ["**Explicit links** (Stack Exchange PostLinks inside the test notes, both directions, paper rule):",
                   ""] + links
     lines += comparison_lines(table)
-    png = recall_curve_png(table, "paper")
+    png = recall_curve_png(table, "paper") if image is not None else None
     if png:
         lines += [f"![Recall@K]({image(png_name, png)})", ""]
     if breakdowns:
@@ -305,30 +306,8 @@ def render_markdown(metrics: RunMetrics, image: Callable[[str, bytes], str]) -> 
                      else "") + ". The main table above is the cold-start case (no test note has behaviour). "
                   + _interval_note(warm_table), ""]
         lines += _retrieval_section(warm_table, image, "recall_at_k_warm.png", breakdowns=False)
-    gen = metrics.generation
-    if gen:
-        choice = gen.choice
-        scores = choice.get("scores", {})
-        shown = "; ".join(f"{task} {' / '.join(f'{k} {_pct(v)}' for k, v in by.items())} ({measure})"
-                          for task, measure in (("category", "accuracy"), ("hashtags", "tag F1"))
-                          if (by := scores.get(task)))
-        chosen = (f" Constrained scoring chosen on {choice.get('validation_notes', 0)} validation notes: category "
-                  f"{choice.get('category')}, hashtags {choice.get('hashtags')} (validation, %: {shown})."
-                  if choice.get("validation_notes") else "")
-        lines += ["## Generation (%)", "",
-                  f"On {gen.notes} test notes. Category accuracy = exact match; Ill = share outside the category "
-                  "set. Hashtags: BLEU-4 (sacrebleu, one reference per note) and ROUGE F1 on segmented text; tag P / "
-                  "R = exact-tag precision / recall against the note's own tags; tag Ill = share of generated tags "
-                  "that no training note has. Constrained decoding draws from the closed sets (the categories; the "
-                  f"{gen.vocabulary} tags of the training notes, which hold {_pct(gen.tags_reachable)}% of the test "
-                  "notes' own tags), so its Ill is 0 by construction; \"greedy\" picks token by token (repetition "
-                  "penalty 1.2), \"beam\" ranks 4 paths by their length-normalised log-probability." + chosen
-                  + " Baselines: the training notes' most frequent category and tags for every note, and the "
-                  "category and tags voted by each note's nearest training notes under an embedding. Diversity: "
-                  "distinct generated tags per note, and the share of notes that got the most common tag list. "
-                  "Accuracy and tag P / R carry ± the half-width of a 95% bootstrap interval over notes.", ""]
-        lines += generation_table(gen)
-        lines += _generation_verdicts(gen)
+    if metrics.generation:
+        lines += generation_section(metrics.generation)
     if metrics.training:
         lines += ["## Training", ""]
         rows = [[name, str(t.get("steps", "–")), _num(t.get("seconds"), 0), _num(t.get("first_loss")),
@@ -338,9 +317,7 @@ def render_markdown(metrics: RunMetrics, image: Callable[[str, bytes], str]) -> 
         if png:
             lines += [f"![training loss]({image('training_loss.png', png)})", ""]
     if metrics.ablation:
-        ab = metrics.tables.get(ABLATION)
-        lines += ["## Ablation", ""] + ([_interval_note(ab), ""] if ab else [])
-        lines += ablation_table(metrics.ablation, ab) + (comparison_lines(ab) if ab else [])
+        lines += ablation_section(metrics)
     if metrics.feed_plot_png_b64:
         png = base64.b64decode(metrics.feed_plot_png_b64)
         lines += ["## Feed diversity frontier", "", f"![feed frontier]({image('feed_frontier.png', png)})", ""]
@@ -348,6 +325,69 @@ def render_markdown(metrics: RunMetrics, image: Callable[[str, bytes], str]) -> 
         lines += ["## Worked examples", ""] + _examples(metrics.examples)
     if metrics.remarks:
         lines += ["## Notes", ""] + [f"- {r}" for r in metrics.remarks] + [""]
+    return "\n".join(lines)
+
+
+def generation_section(gen: GenerationReport) -> list[str]:
+    """The generation section: what each figure is, the decoder chosen on validation, the table, the verdicts."""
+    choice = gen.choice
+    scores = choice.get("scores", {})
+    shown = "; ".join(f"{task} {' / '.join(f'{k} {_pct(v)}' for k, v in by.items())} ({measure})"
+                      for task, measure in (("category", "accuracy"), ("hashtags", "tag F1"))
+                      if (by := scores.get(task)))
+    chosen = (f" Constrained scoring chosen on {choice.get('validation_notes', 0)} validation notes: category "
+              f"{choice.get('category')}, hashtags {choice.get('hashtags')} (validation, %: {shown})."
+              if choice.get("validation_notes") else "")
+    lines = ["## Generation (%)", "",
+             f"On {gen.notes} test notes. Category accuracy = exact match; Ill = share outside the category "
+             "set. Hashtags: BLEU-4 (sacrebleu, one reference per note) and ROUGE F1 on segmented text; tag P / "
+             "R = exact-tag precision / recall against the note's own tags; tag Ill = share of generated tags "
+             "that no training note has. Constrained decoding draws from the closed sets (the categories; the "
+             f"{gen.vocabulary} tags of the training notes, which hold {_pct(gen.tags_reachable)}% of the test "
+             "notes' own tags), so its Ill is 0 by construction; \"greedy\" picks token by token (repetition "
+             "penalty 1.2), \"pmi λ\" picks token by token by log p(tags | note) − λ·log p(tags | empty note) (the "
+             "model's note-free preference removed), \"beam\" ranks 4 paths by their length-normalised "
+             "log-probability." + chosen
+             + " Baselines: the training notes' most frequent category and tags for every note, and the "
+             "category and tags voted by each note's nearest training notes under an embedding. Diversity: "
+             "distinct generated tags per note, and the share of notes that got the most common tag list. "
+             "Accuracy and tag P / R carry ± the half-width of a 95% bootstrap interval over notes.", ""]
+    lines += generation_table(gen)
+    return lines + _generation_verdicts(gen)
+
+
+def ablation_section(metrics: RunMetrics) -> list[str]:
+    ab = metrics.tables.get(ABLATION)
+    lines = ["## Ablation", ""] + ([_interval_note(ab), ""] if ab else [])
+    return lines + ablation_table(metrics.ablation, ab) + (comparison_lines(ab) if ab else [])
+
+
+README_TABLES = ((COLD, "Cold notes (test pool)"), (FOLDS, "Note splits pooled"), (FULL, "Full corpus"),
+                 (WARM, "Warm notes (time split)"))
+
+
+def _demote(lines: list[str], levels: int = 2) -> list[str]:
+    """Headings `levels` deeper, so report sections paste under a README section."""
+    return [("#" * levels + line) if line.startswith("#") else line for line in lines]
+
+
+def render_readme_tables(metrics: RunMetrics) -> str:
+    """The README's result blocks of one run: the run line, then per retrieval table its pool and interval note,
+    its rule tables (value ± half-width), the comparison sentences and the embedding health; then generation and
+    the ablation. The report's own section renderers, without plots and breakdowns (`notellm report --readme`)."""
+    meta = metrics.meta
+    lines = [f"Run: `{meta.command}` · machine: {meta.machine or '–'} · {_num(meta.seconds, 0)} s · load average "
+             f"start/end {meta.loadavg_start or '–'} / {meta.loadavg_end or '–'} · {metrics.data.notes} notes, test "
+             f"pool {metrics.data.pool_size}.", ""]
+    for key, title in README_TABLES:
+        table = metrics.tables.get(key)
+        if table:
+            lines += [f"#### {title}", "", _interval_note(table), ""]
+            lines += _demote(_retrieval_section(table, None, "", breakdowns=False))
+    if metrics.generation:
+        lines += _demote(generation_section(metrics.generation))
+    if metrics.ablation:
+        lines += _demote(ablation_section(metrics))
     return "\n".join(lines)
 
 
@@ -396,8 +436,11 @@ def write_report(metrics: RunMetrics, out_dir: str | Path) -> tuple[Path, Path]:
     return md_path, html_path
 
 
+def metrics_from_file(metrics_path: str | Path) -> RunMetrics:
+    """The typed `RunMetrics` of a metrics.json on disk (ValueError naming the field when it does not match)."""
+    return RunMetrics.from_dict(json.loads(Path(metrics_path).read_text(encoding="utf-8")))
+
+
 def write_report_from_file(metrics_path: str | Path, out_dir: str | Path | None = None) -> tuple[Path, Path]:
     """`write_report` for a metrics.json on disk (the report folder defaults to the file's folder)."""
-    metrics_path = Path(metrics_path)
-    metrics = RunMetrics.from_dict(json.loads(metrics_path.read_text(encoding="utf-8")))
-    return write_report(metrics, out_dir or metrics_path.parent)
+    return write_report(metrics_from_file(metrics_path), out_dir or Path(metrics_path).parent)

@@ -99,6 +99,38 @@ def test_report_words_collapse_verdicts_and_the_modal_list(tmp_path):
         write_report_from_file(tmp_path / "old.json", tmp_path / "old")
 
 
+def test_readme_tables_from_metrics_json_reuse_the_report_sections(tmp_path):
+    from typer.testing import CliRunner
+
+    from notellm.cli import build_app
+    from notellm.report.metrics import COLD, FULL, DataSummary, RunMeta, RunMetrics
+
+    raw = {name: {"paper": {"ks": [1, 10], "greater": greater, "ties": [0] * 300, "pool_size": 200,
+                            "n_candidates": 199, "query_digest": "q"}}
+           for name, greater in (("SentenceBERT", [60] * 300), ("NoteLLM", [0] * 150 + [60] * 150))}
+    row = GenerationRow(model="NoteLLM", decoding="constrained pmi λ=1", category={"acc": 0.5, "ill": 0.0, "n": 4},
+                        hashtags={"tag_recall": 0.1}, diversity=diversity([["a", "b"]] * 3 + [["c"]]),
+                        intervals={"acc": [0.25, 0.75]})
+    metrics = RunMetrics(meta=RunMeta(title="t", command="notellm quickstart --budget 6", loadavg_start="1.0"),
+                         data=DataSummary(notes=10, events=0, pairs={}, pool_size=5),
+                         tables={COLD: build_table("cold", "test pool", raw),
+                                 FULL: build_table("full", "full corpus", raw)},
+                         generation=GenerationReport(notes=4, vocabulary=3, tags_reachable=1.0, rows=[row]))
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(metrics.to_dict()))
+    result = CliRunner().invoke(build_app(), ["report", str(path), "--readme"])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert text.startswith("Run: `notellm quickstart --budget 6`")
+    assert "#### Cold notes (test pool)" in text and "#### Full corpus" in text and "#### Generation (%)" in text
+    assert text.count("NoteLLM: better than SentenceBERT in Avg (paper rule; +50.00 points") == 2  # both tables
+    assert "| NoteLLM | constrained pmi λ=1 | 50.00 ± 25.00 |" in text
+    assert "![" not in text and "\n## " not in text  # no plots; headings one level below the README's sections
+    assert not (tmp_path / "report.md").exists()  # printed, not written
+    bad = CliRunner().invoke(build_app(), ["report", str(tmp_path / "none.json"), "--readme"])
+    assert bad.exit_code == 1 and "not found" in bad.output
+
+
 def test_generation_intervals_over_notes():
     from notellm.evaluation.bootstrap import BootstrapConfig, ratio_intervals
     from notellm.evaluation.generation import per_note_scores

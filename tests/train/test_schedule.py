@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from notellm.train.loop import SchedulePlan, fitted_total_steps, refit_due
+from notellm.train.loop import SchedulePlan, affordable_total_steps, fitted_total_steps, refit_due
 
 
 def _lrs(scheduler, optimizer, steps):
@@ -52,3 +52,18 @@ def test_shortened_plan_survives_state_dict_round_trip():
     fresh = torch.optim.lr_scheduler.LambdaLR(optimizer, fresh_plan)
     fresh.load_state_dict(state)
     assert fresh_plan.total == 40
+
+
+def test_affordable_steps_pay_only_their_own_validations():
+    # Seen on a 2-core fp32 machine: 27 s/step, 25 s per validation, 587 s left, 2,242 planned steps, eval every
+    # 100. Reserving the planned schedule's 22 validations (550 s) left one step; the fitted schedule runs one
+    # validation (its end), so 0.95 * (587 - 25) / 27 = 19 more steps fit.
+    assert affordable_total_steps(3, 27.0, 587.0, 2242, 25.0, 100) == 3 + 19
+    # by hand: 10 s/step, 10 s per validation, eval every 5, 200 s left from step 0, 1000 planned:
+    # n steps run n//5 validations (the last one at n when 5 | n, else one more at the end):
+    # the answer is the largest n with int(0.95 * (200 - 10 * evals(n)) / 10) >= n
+    n = affordable_total_steps(0, 10.0, 200.0, 1000, 10.0, 5)
+    evals = [m // 5 + (m % 5 != 0) for m in (n, n + 1)]  # every 5 steps and at the end
+    assert int(0.95 * (200.0 - 10.0 * evals[0]) / 10.0) >= n and int(0.95 * (200.0 - 10.0 * evals[1]) / 10.0) < n + 1
+    assert n == 15
+    assert affordable_total_steps(0, 10.0, 200.0, 1000, 10.0, 0) == 19  # no validation set: time for steps only
