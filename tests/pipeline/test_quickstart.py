@@ -140,7 +140,8 @@ def _fake_machine(monkeypatch, out, rates: dict, train_seconds: dict) -> FakeClo
         if name.startswith("generate:"):
             return rates["generate"] * (len(params["notes"]) + len(params["val"]))
         if name.startswith("eval:") and name not in ("eval:bm25", "eval:itemcf"):
-            return len(EvalContext.from_data_dir(out / "data").pool_ids) * rates["sbert" if name.startswith("eval:sbert") else "llm"]
+            pool = len(EvalContext.from_data_dir(out / "data").pool_ids)
+            return pool * rates["sbert" if name.startswith("eval:sbert") else "llm"]
         return 0.0
 
     def charged(self, name, params, fn, workdir=None):
