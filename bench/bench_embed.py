@@ -92,6 +92,7 @@ def main() -> None:
     parser.add_argument("--skip-conversion", action="store_true", help="do not time the GGUF conversion")
     parser.add_argument("--out", default="bench/results/bench_embed.json")
     parser.add_argument("--threads", type=int, default=0, help="torch threads; 0 = torch's default")
+    parser.add_argument("--profile", type=int, default=0, help="print the N costliest ops of one more batch per row")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -101,9 +102,11 @@ def main() -> None:
     load_start = os.getloadavg()
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
+    # the bf16 peak only when a bf16 mode runs (emulated bf16 on an AVX2 CPU takes ~1 GFLOP/s: minutes)
+    wants_bf16 = any(m.startswith("bf16") or (m.startswith("auto") and auto == "bf16") for m in args.modes.split(","))
     peaks = {
         name: round(matmul_gflops(dtype, args.matmul_size), 1)
-        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
+        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)) if name == "fp32" or wants_bf16
     }
     loads = time_loads(args.skip_conversion)
 
@@ -145,6 +148,12 @@ def main() -> None:
                 }
             )
             print(f"  {mode} batch {bs}: {rows[-1]['notes_per_s']} notes/s", flush=True)
+            if args.profile:  # where one more batch's time goes
+                from torch.profiler import ProfilerActivity, profile
+
+                with profile(activities=[ProfilerActivity.CPU]) as prof:
+                    model.embed_ids(ids[:bs], batch_size=bs, autocast=autocast, share_prefix=share)
+                print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile))
     result = {
         "command": " ".join([sys.executable, *sys.argv]),
         "started": started,
@@ -172,7 +181,7 @@ def main() -> None:
             f"{r['mode']:<22} {r['batch_size']:>5} {r['notes_per_s']:>9.1f} {r['tokens_per_s']:>10.0f} "
             f"{r['gflops']:>9.1f} {r['fraction_of_peak']:>8.1%} {r['min_cos_vs_fp32']:>8.5f}"
         )
-    print(f"matmul peak {args.matmul_size}^2: fp32 {peaks['fp32']} GFLOP/s, bf16 {peaks['bf16']} GFLOP/s")
+    print(f"matmul peak {args.matmul_size}^2: {peaks} GFLOP/s")
     print(f"loads: {loads}")
     print(
         f"{len(notes)} notes, {result['mean_tokens_per_note']} tokens/note; nproc {result['nproc']}, "

@@ -103,6 +103,17 @@ def bench_mode(mode: str, args, pairs, bf16: bool) -> dict | list[dict]:
 
     passes = [("top_n_cached (misses)", timed_pass(0)), ("top_n_cached (hits)", timed_pass(1))] if cached else \
         [(mode, timed_pass(0))]
+    if args.profile:  # where one more step's time goes (the cached mode: a step of hits)
+        from torch.profiler import ProfilerActivity, profile
+
+        batch = collator.collate(pairs[args.batch_pairs : 2 * args.batch_pairs], 1)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                plain_step(model, model, batch, True, 0.01, lambda loss: loss.backward())
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        print(f"profile of one {mode} step (self CPU time):")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile))
     return [_row(label, model, base_mode, args, trainable, total, *measured) for label, measured in passes]
 
 
@@ -132,6 +143,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results/train.json"))
     parser.add_argument("--precision", default="auto", help="auto | bf16 | fp32 (notellm/precision.py)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads; 0 = torch's default")
+    parser.add_argument("--profile", type=int, default=0, help="print the N costliest ops of one more step per mode")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -146,12 +158,17 @@ def main() -> None:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
-    peak_bf16, peak_fp32 = matmul_gflops(torch.bfloat16) * 1e9, matmul_gflops(torch.float32) * 1e9  # FLOP/s
+    # FLOP/s; the bf16 peak only where bf16 is used (emulated bf16 on an AVX2 CPU takes ~1 GFLOP/s: minutes)
+    peak_fp32 = matmul_gflops(torch.float32) * 1e9
+    peak_bf16 = matmul_gflops(torch.bfloat16) * 1e9 if choice.bf16 else float("nan")
     pairs = load_pairs(args.data, (args.steps + 1) * args.batch_pairs)
     rows = [row for mode in args.modes.split(",") for row in bench_mode(mode, args, pairs, choice.bf16)]
     peak = peak_bf16 if choice.bf16 else peak_fp32
+    full = next((r["sequences_per_s"] for r in rows if r["mode"] == "full"), None)
     for row in rows:
         row["mfu_vs_peak_of_precision_used"] = row["flop_per_s"] / peak
+        if full:
+            row["speedup_vs_full"] = row["sequences_per_s"] / full
     load_end = os.getloadavg()
 
     print(
@@ -166,12 +183,14 @@ def main() -> None:
         f"backbone {args.backbone}, {args.batch_pairs} pairs/step ({2 * args.batch_pairs} seqs), {choice.describe()}, "
         f"{args.steps} timed steps"
     )
-    header = f"{'mode':<22}{'trainable':>13}{'step s':>9}{'seq/s':>8}{'tok/s':>9}{'GFLOP/s':>10}{'MFU':>8}"
+    header = (f"{'mode':<22}{'trainable':>13}{'step s':>9}{'seq/s':>8}{'tok/s':>9}{'GFLOP/s':>10}{'MFU':>8}"
+              f"{'x full':>8}")
     print(header)
     for r in rows:
         print(
             f"{r['mode']:<22}{r['trainable_params']:>13,}{r['step_s']:>9.2f}{r['sequences_per_s']:>8.2f}"
             f"{r['tokens_per_s']:>9.0f}{r['flop_per_s'] / 1e9:>10.1f}{r['mfu_vs_peak_of_precision_used']:>8.1%}"
+            f"{r.get('speedup_vs_full', float('nan')):>8.2f}"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {

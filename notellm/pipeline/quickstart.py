@@ -292,6 +292,22 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None, clock=
                                                     sum(budget[k] for k in shares[i + 1:]) + tail_reserve)
         trained[name] = stages.run(f"train:{RUN_DIRS[name]}", params, lambda tcfg=tcfg: train_run(tcfg),
                                    workdir=tcfg.train.out_dir)
+    from notellm.evaluation.sbert import SentenceBertEncoder, finetune_sbert_into, load_sbert_encoder
+
+    sbert_dir = out / "runs" / "sbert_finetuned"
+    if not cfg.skip_baselines:
+        sbert_params = {"data": data_hash, "seconds": round(budget["fine-tune SentenceBERT"])}
+        sbert_seconds = budget["fine-tune SentenceBERT"]
+        if stages.done("train:sbert_finetuned", sbert_params) is None:
+            sbert_seconds = keeper.squeeze("fine-tuning SentenceBERT", sbert_seconds, tail_reserve)
+
+        def sbert_ft() -> dict:
+            log = finetune_sbert_into(E.train_note_pairs(ctx), sbert_dir, sbert_seconds, seed=cfg.seed,
+                                      progress=cfg.progress, precision=cfg.precision)
+            return {**log, "curve": []}
+
+        trained["SentenceBERT fine-tuned"] = stages.run("train:sbert_finetuned", sbert_params, sbert_ft,
+                                                        workdir=sbert_dir)
     _link_model(out, Path(trained[MAIN]["model_dir"]))
     from notellm.evaluation.sbert import SentenceBertEncoder, finetune_sbert_into, load_sbert_encoder
 
@@ -376,6 +392,9 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None, clock=
         params = generation_params(slug, wanted)
         if stages.done(f"generate:{slug}", params) is not None:  # finished earlier at full size: nothing to size
             generation[name] = stages.run(f"generate:{slug}", params, lambda: None)
+            return
+        if wanted and keeper.deadline.remaining() <= tail:  # nothing left for it: not even the probe
+            keeper.cut(f"generation metrics of {name} skipped: no time is left for them (a larger --budget runs them)")
             return
         if keeper.costs.rates.get("generate") is None and wanted:  # one note, timed, so the sample can be sized
             model = NoteLLM.from_pretrained(trained[name]["model_dir"], dtype=precision.dtype)

@@ -15,7 +15,15 @@ from notellm.evaluation.harness import SCORINGS, EvalContext
 from notellm.evaluation.results import build_table
 from notellm.pipeline.ablate import run_ablation, settings
 from notellm.pipeline.deadline import CostModel
-from notellm.pipeline.quickstart import MAIN, QuickstartConfig, plan_budget, run_quickstart
+from notellm.pipeline.quickstart import (
+    MAIN,
+    NO_CSFT,
+    NO_GCL,
+    RESERVED,
+    QuickstartConfig,
+    plan_budget,
+    run_quickstart,
+)
 from notellm.pipeline.stages import StageRunner
 from notellm.report.metrics import AblationRow
 from notellm.report.render import ablation_table
@@ -119,27 +127,21 @@ class FakeClock:
         return self.now
 
 
-def test_quickstart_fits_its_budget_by_cutting_visibly(tmp_path, monkeypatch, stackexchange_dir,
-                                                       tiny_backbone_dir):
-    """A fake machine: every stage advances a fake clock by what the (fixed) cost model says it costs, training
-    takes its whole share. The run must end inside budget + 10%, shrink generation to what fits, skip the
-    serving index and the zero-shot rows that do not fit, and say so in the report."""
-    rates = {"llm": 1.0, "sbert": 0.01, "generate": 35.0}
-    clock, out = FakeClock(), tmp_path / "qs"
-    original = StageRunner.run
-
-    def pool() -> int:
-        return len(EvalContext.from_data_dir(out / "data").pool_ids)
+def _fake_machine(monkeypatch, out, rates: dict, train_seconds: dict) -> FakeClock:
+    """Every stage advances a fake clock by what the fixed `rates` say it costs (a training run: `train_seconds`
+    of its stage name), so what the quickstart cuts does not depend on this machine's speed."""
+    clock, original = FakeClock(), StageRunner.run
 
     def charge(name: str, params: dict) -> float:
         if name in ("import", "mine"):
             return 10.0
         if name.startswith("train:"):
-            return plan_budget(600, True)[f"train {MAIN}"]
+            return train_seconds[name]
         if name.startswith("generate:"):
             return rates["generate"] * (len(params["notes"]) + len(params["val"]))
         if name.startswith("eval:") and name not in ("eval:bm25", "eval:itemcf"):
-            return pool() * rates["sbert" if name == "eval:sbert" else "llm"]
+            pool = len(EvalContext.from_data_dir(out / "data").pool_ids)
+            return pool * rates["sbert" if name.startswith("eval:sbert") else "llm"]
         return 0.0
 
     def charged(self, name, params, fn, workdir=None):
@@ -148,13 +150,22 @@ def test_quickstart_fits_its_budget_by_cutting_visibly(tmp_path, monkeypatch, st
         return result
 
     monkeypatch.setattr(StageRunner, "run", charged)
+    return clock
+
+
+def test_quickstart_fits_its_budget_by_cutting_visibly(tmp_path, monkeypatch, stackexchange_dir,
+                                                       tiny_backbone_dir):
+    """Training takes its whole share; the run must end inside budget + 10%, shrink generation to what fits, skip
+    the serving index and the zero-shot rows that do not fit, and say so in the report."""
+    rates, out = {"llm": 1.0, "sbert": 0.01, "generate": 35.0}, tmp_path / "qs"
+    clock = _fake_machine(monkeypatch, out, rates, {"train:notellm": plan_budget(600, True)[f"train {MAIN}"]})
     cfg = QuickstartConfig(
         stackexchange=str(stackexchange_dir), out=str(out), model=str(tiny_backbone_dir), budget_minutes=10.0,
         max_notes=160, skip_baselines=True, gen_notes=20, examples=2, progress=False, precision="fp32",
         overrides=["train.max_steps=1", "train.batch_pairs=4", "train.max_seconds=0"])
     result = run_quickstart(cfg, clock=clock, costs=CostModel(dict(rates), learn=False))
     assert clock.now <= 600 * 1.1
-    n_pool = pool()
+    n_pool = len(EvalContext.from_data_dir(out / "data").pool_ids)
     left = 600 - 20 - plan_budget(600, True)[f"train {MAIN}"] - n_pool * (rates["llm"] + rates["sbert"])
     fits = [n for n in range(21) if rates["generate"] * (n + E.validation_size(n)) <= left]  # brute force
     metrics = json.loads((out / "metrics.json").read_text())
@@ -167,6 +178,36 @@ def test_quickstart_fits_its_budget_by_cutting_visibly(tmp_path, monkeypatch, st
     assert f"generation metrics of {MAIN}: {max(fits)} of 20 notes" in report
     assert "the serving index (every note embedded by NoteLLM" in report
     assert "the PromptEOL zero-shot row (embedding the test pool) skipped" in report
+
+
+def test_quickstart_with_baselines_squeezes_training_after_an_overrun(tmp_path, monkeypatch, stackexchange_dir,
+                                                                      tiny_backbone_dir):
+    """The first training run overruns its share by 30 s: the next shares are cut to what is left (said), the
+    optional rows run in priority order while they fit, and the run still ends inside budget + 10%."""
+    plan, out = plan_budget(600, False), tmp_path / "qs"
+    rates = {"llm": 2.0, "sbert": 0.01, "generate": 35.0}
+    clock = _fake_machine(monkeypatch, out, rates, {
+        "train:notellm": plan[f"train {MAIN}"] + 30, "train:no_csft": plan[f"train {NO_CSFT}"],
+        "train:no_gcl": plan[f"train {NO_GCL}"], "train:sbert_finetuned": plan["fine-tune SentenceBERT"]})
+    cfg = QuickstartConfig(
+        stackexchange=str(stackexchange_dir), out=str(out), model=str(tiny_backbone_dir), budget_minutes=10.0,
+        max_notes=160, gen_notes=20, examples=2, progress=False, precision="fp32",
+        overrides=["train.max_steps=1", "train.batch_pairs=4"])  # time-boxed shares, one step each
+    run_quickstart(cfg, clock=clock, costs=CostModel(dict(rates), learn=False))
+    assert clock.now <= 600 * 1.1
+    report = (out / "report.md").read_text()
+    tail = plan[RESERVED] - 20  # reserved minus import + mining
+    # hand-computed: after the overrun 600 - 20 - 270 = 310 s are left, and 90 + 48 + tail must stay
+    assert f"training {NO_CSFT}: {310 - 90 - 48 - tail:.0f} s instead of the planned 90 s" in report
+    assert f"training {NO_GCL}: {310 - 90 - 48 - tail:.0f} s instead of the planned 90 s" in report
+    assert f"fine-tuning SentenceBERT: {310 - 180 - tail:.0f} s instead of the planned 48 s" in report
+    methods = set(json.loads((out / "metrics.json").read_text())["tables"]["cold"]["methods"])
+    assert {MAIN, "SentenceBERT fine-tuned (MNRL)"} <= methods
+    priority = [NO_GCL, NO_CSFT, "PromptEOL zero-shot", "LLM zero-shot (last token)"]
+    ran = [name in methods for name in priority]
+    assert ran == sorted(ran, reverse=True)  # what ran is a prefix of the priority order
+    for name in priority:
+        assert (name in methods) != (f"the {name} row (embedding the test pool) skipped" in report)
 
 
 def test_budget_keeper_decisions_hand_computed():
