@@ -309,22 +309,6 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None, clock=
         trained["SentenceBERT fine-tuned"] = stages.run("train:sbert_finetuned", sbert_params, sbert_ft,
                                                         workdir=sbert_dir)
     _link_model(out, Path(trained[MAIN]["model_dir"]))
-    from notellm.evaluation.sbert import SentenceBertEncoder, finetune_sbert_into, load_sbert_encoder
-
-    sbert_dir = out / "runs" / "sbert_finetuned"
-    if not cfg.skip_baselines:  # the reference's training is a training share too: before any evaluation spends time
-        sbert_params = {"data": data_hash, "seconds": round(budget["fine-tune SentenceBERT"])}
-        sbert_seconds = budget["fine-tune SentenceBERT"]
-        if stages.done("train:sbert_finetuned", sbert_params) is None:
-            sbert_seconds = keeper.squeeze("fine-tuning SentenceBERT", sbert_seconds, tail_reserve)
-
-        def sbert_ft() -> dict:
-            log = finetune_sbert_into(E.train_note_pairs(ctx), sbert_dir, sbert_seconds, seed=cfg.seed,
-                                      progress=cfg.progress, precision=cfg.precision)
-            return {**log, "curve": []}
-
-        trained["SentenceBERT fine-tuned"] = stages.run("train:sbert_finetuned", sbert_params, sbert_ft,
-                                                        workdir=sbert_dir)
 
     # --- retrieval: every method on the same pool; required methods first, then what still fits ------------------
     results: dict[str, dict] = {}
