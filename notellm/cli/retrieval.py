@@ -38,7 +38,8 @@ def embed(
     """Embed every note of a data folder into a NoteVectors .npz file or Parquet shards."""
     from notellm.data.store import frame_to_notes, load_notes
     from notellm.retrieval.encode import encode_notes
-    from notellm.retrieval.note_embedder import NoteEmbedder, write_vector_shard
+    from notellm.inference.note_embedder import NoteEmbedder
+    from notellm.retrieval.vector_shards import write_vector_shard
 
     if encoder not in ("notellm", "sbert"):
         fail(f"--encoder must be notellm or sbert, got {encoder!r}")
@@ -50,7 +51,7 @@ def embed(
         fail("--engine spark embeds with a NoteLLM (--encoder notellm) into a folder of Parquet shards (not .npz)")
     if engine == "spark":
         from notellm.data.schema import NOTES_FILE
-        from notellm.retrieval.embed_spark import SparkEmbedConfig, embed_with_spark
+        from notellm.inference.embed_spark import SparkEmbedConfig, embed_with_spark
         from notellm.spark_session import parse_conf
 
         cfg = SparkEmbedConfig(master=spark_master, conf=parse_conf(spark_conf), batch_size=batch_size,

@@ -12,7 +12,7 @@ from pathlib import Path
 from notellm.data.schema import Note
 from notellm.retrieval.encode import Encoder, encode_notes
 from notellm.retrieval.index import IndexConfig
-from notellm.retrieval.note_embedder import read_vectors
+from notellm.retrieval.vector_shards import read_vectors
 from notellm.serve.store import LocalNoteIndex
 
 CHUNK = 256  # notes per progress step (the encoder batches inside each chunk)

@@ -10,12 +10,8 @@ from typer.testing import CliRunner
 from notellm.data import schema as S
 from notellm.data.store import frame_to_notes, load_notes
 from notellm.retrieval.encode import encode_notes
-from notellm.retrieval.note_embedder import (
-    NoteEmbedder,
-    notes_from_json,
-    read_vectors,
-    write_vector_shard,
-)
+from notellm.inference.note_embedder import NoteEmbedder
+from notellm.retrieval.vector_shards import notes_from_json, read_vectors, write_vector_shard
 from notellm.retrieval.vectors import NoteVectors
 from notellm.serve.build import index_from_vectors
 
@@ -78,7 +74,7 @@ def test_shards_round_trip_and_bad_shards(tmp_path):
 @pytest.mark.spark
 def test_spark_embedding_matches_local_and_builds_an_index(spark, model_dir, data_dir, tmp_path):
     """Same vectors from Spark local[2] (3 shards, batches of 2) as from the local loop; index build reads them."""
-    from notellm.retrieval.embed_spark import SparkEmbedConfig, embed_with_spark
+    from notellm.inference.embed_spark import SparkEmbedConfig, embed_with_spark
     from notellm.serve.store import LocalNoteIndex
 
     notes = frame_to_notes(load_notes(data_dir))

@@ -1,20 +1,13 @@
-"""`NoteEmbedder`: the one callable that embeds a batch of notes, for the local loop and for Spark workers alike.
-
-It holds only the model folder and options, so it pickles small; the model is loaded on first use, once per
-process (a Spark Python worker loads it once and reuses it for every batch it is given). Loading goes through
-`notellm.inference.load.load_encoder`, the single place a saved model (a NoteLLM folder on PyTorch, or an ONNX
-export on ONNX Runtime) becomes an `Encoder`. Output rows are L2-normalised float32, as `encode_notes` gives them.
-
-Vectors travel as Parquet shards (note_id, embedding: list<float>): `write_vector_shard` / `read_vectors` (which
-also reads a NoteVectors .npz), read by `notellm index build --vectors` (serve/build.py `index_from_vectors`).
+"""Vectors on disk as Parquet shards (note_id, embedding: list<float>), the layout the local `notellm embed` and the
+Spark embedder both write: `write_vector_shard` / `read_vectors` (which also reads a NoteVectors .npz), read by
+`notellm index build --vectors` (serve/build.py `index_from_vectors`); and the JSON form in which notes cross to
+Spark workers (`NOTE_JSON_FIELDS`, `notes_from_json`). Pure data: no model here (`inference/note_embedder.py` embeds).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,52 +16,10 @@ import pyarrow.parquet as pq
 
 from notellm.data import schema as S
 from notellm.data.schema import Note
-from notellm.retrieval.encode import l2_normalize
 from notellm.retrieval.vectors import NoteVectors
 
 EMBEDDING = "embedding"
 NOTE_JSON_FIELDS = (S.NOTE_ID, S.TITLE, S.CONTENT, S.HASHTAGS, S.CATEGORY)
-
-
-@dataclass
-class NoteEmbedder:
-    """Embeds batches of notes with a saved model; an `Encoder` (name, encode) and a batch callable."""
-
-    model_dir: str
-    batch_size: int = 32
-    """Notes per forward pass."""
-    runtime: str | None = None
-    """torch or onnx (`notellm export` folder); None: what the folder is."""
-    threads: int | None = None
-    """CPU threads per process (None: PyTorch's setting)."""
-    precision: str = "auto"
-    """PyTorch runtime only: auto | bf16 | fp32 (notellm/precision.py)."""
-    name: str = "NoteLLM"
-    _encoder: Any = field(default=None, init=False, repr=False, compare=False)
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_encoder": None}  # ship the recipe to workers, never the loaded model
-
-    @property
-    def encoder(self) -> Any:
-        if self._encoder is None:
-            from notellm.inference.load import load_encoder
-
-            self._encoder = load_encoder(self.model_dir, self.runtime, batch_size=self.batch_size,
-                                         threads=self.threads, precision=self.precision, name=self.name)
-        return self._encoder
-
-    def encode(self, notes: list[Note]) -> np.ndarray:
-        """(n, d) float32 unit rows."""
-        if not notes:
-            return np.zeros((0, 0), np.float32)
-        return l2_normalize(np.asarray(self.encoder.encode(notes), dtype=np.float32))
-
-    __call__ = encode
-
-    def embed_json(self, rows: np.ndarray | list[str]) -> np.ndarray:
-        """Embed notes given as JSON objects (the canonical note fields), the form Spark hands a worker."""
-        return self.encode(notes_from_json(rows))
 
 
 def notes_from_json(rows: np.ndarray | list[str]) -> list[Note]:

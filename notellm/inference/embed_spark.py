@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from notellm.data import schema as S
-from notellm.retrieval.note_embedder import EMBEDDING, NOTE_JSON_FIELDS, NoteEmbedder
+from notellm.inference.note_embedder import NoteEmbedder
+from notellm.retrieval.vector_shards import EMBEDDING, NOTE_JSON_FIELDS
 from notellm.spark_session import spark_session
 
 
