@@ -37,8 +37,8 @@ def embed(
 ) -> None:
     """Embed every note of a data folder into a NoteVectors .npz file or Parquet shards."""
     from notellm.data.store import frame_to_notes, load_notes
-    from notellm.retrieval.encode import encode_notes
     from notellm.inference.note_embedder import NoteEmbedder
+    from notellm.retrieval.encode import encode_notes
     from notellm.retrieval.vector_shards import write_vector_shard
 
     if encoder not in ("notellm", "sbert"):

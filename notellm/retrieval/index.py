@@ -37,7 +37,7 @@ import faiss
 import numpy as np
 
 from notellm.retrieval.exact import top_k
-from notellm.retrieval.vectors import NoteVectors
+from notellm.retrieval.vectors import NoteVectors, grow_rows, grown_capacity
 
 INDEX_FILE = "index.faiss"
 LABELS_FILE = "labels.json"
@@ -223,15 +223,9 @@ class VectorIndex:
 
     def _reserve(self, needed: int) -> None:
         """Grow the row store (by doubling) to hold `needed` labels."""
-        capacity = len(self._live)
-        if needed <= capacity:
-            return
-        new = max(needed, 2 * capacity, 64)
-        matrix = np.zeros((new, self.dim), dtype=np.float32)
-        matrix[:capacity] = self._matrix
-        live = np.zeros(new, dtype=bool)
-        live[:capacity] = self._live
-        self._matrix, self._live = matrix, live
+        new = grown_capacity(len(self._live), needed)
+        if new > len(self._live):
+            self._matrix, self._live = grow_rows(self._matrix, new), grow_rows(self._live, new, False)
 
     def remove(self, ids: list[str]) -> int:
         """Remove notes by id (unknown ids are ignored); returns how many were removed."""

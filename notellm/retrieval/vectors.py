@@ -85,3 +85,15 @@ class NoteVectors:
         except (KeyError, ValueError, OSError) as exc:
             raise ValueError(f"{path}: not a NoteVectors file (need arrays 'ids' and 'vectors'): {exc}") from exc
         return cls([str(i) for i in ids.tolist()], matrix)
+
+
+def grown_capacity(capacity: int, needed: int) -> int:
+    """The row capacity a growing row store takes to hold `needed` rows: doubling (amortised O(1) appends)."""
+    return capacity if needed <= capacity else max(needed, 2 * capacity, 64)
+
+
+def grow_rows(array: np.ndarray, rows: int, fill=0) -> np.ndarray:
+    """`array` with its first axis grown to `rows`, the new rows set to `fill` (same dtype and trailing shape)."""
+    out = np.full((rows, *array.shape[1:]), fill, dtype=array.dtype)
+    out[: len(array)] = array
+    return out

@@ -31,6 +31,8 @@ import threading
 import numpy as np
 import torch
 
+from notellm.retrieval.vectors import grow_rows, grown_capacity
+
 _BLOCK = 1024  # rows per matmul block when building (bounds the (block, N) score matrix in memory)
 
 
@@ -156,18 +158,11 @@ class RelatedCache:
     # --- internals (caller holds the lock) -----------------------------------------------------------------
     def _grow(self, needed: int) -> None:
         capacity = len(self._alive)
-        if needed <= capacity:
+        new = grown_capacity(capacity, needed)
+        if new == capacity:
             return
-        new = max(needed, 2 * capacity, 64)
-        vectors = np.zeros((new, self.dim), dtype=np.float32)
-        vectors[:capacity] = self._vectors
-        alive = np.zeros(new, dtype=bool)
-        alive[:capacity] = self._alive
-        nbr = np.full((new, self.k), -1, dtype=np.int64)
-        nbr[:capacity] = self._nbr
-        nbr_score = np.full((new, self.k), -np.inf, dtype=np.float32)
-        nbr_score[:capacity] = self._nbr_score
-        self._vectors, self._alive, self._nbr, self._nbr_score = vectors, alive, nbr, nbr_score
+        self._vectors, self._alive = grow_rows(self._vectors, new), grow_rows(self._alive, new, False)
+        self._nbr, self._nbr_score = grow_rows(self._nbr, new, -1), grow_rows(self._nbr_score, new, -np.inf)
         self._id_at.extend([None] * (new - capacity))
         self._free.extend(range(new - 1, capacity - 1, -1))  # pop() hands out the lowest row first
 
