@@ -113,7 +113,7 @@ def affordable_total_steps(step: int, seconds_per_step: float, remaining_seconds
                            validation_seconds: float, eval_every: int) -> int:
     """`fitted_total_steps` with the validations the fitted schedule itself will run (every `eval_every` and at its
     end) paid from the same remaining time. Reserving the validations of the *planned* schedule instead would, on a
-    slow machine, reserve more than the budget (2,242 planned steps validate 22 times) and fit one more step."""
+    slow machine, reserve more than the budget (2,242 planned steps validate 22 times) and leave one step."""
     def fits(n: int) -> bool:  # n steps in all, with the validations they trigger
         left = remaining_seconds - validation_seconds * future_validations(step, n, eval_every)
         return n <= fitted_total_steps(step, seconds_per_step, left, total)
