@@ -8,8 +8,9 @@
 Per scheme (export/quantize.py `SCHEMES`): the int8 graph is checked against the fp32 export on `--check-notes`
 notes of the data (max |pairwise cosine difference|, mean self-cosine), timed at `--batch-size` on the same notes
 (notes/s, best of `--repeats`), and with `--stage recall` scored on the data folder's test pool: paper-rule
-Recall@10 against the fp32 export's (which reproduces PyTorch fp32 to 1e-4 in cosine: `export_onnx`'s check), with
-the pool's embedding time as a second speed figure (batch 32, every pool note).
+Recall@10 and R@avg against the fp32 export's (which reproduces PyTorch fp32 to 1e-4 in cosine: `export_onnx`'s
+check), with paired-bootstrap 95% intervals of each difference and the pool's embedding time as a second speed
+figure (batch 32, every pool note).
 Results accumulate in --out (one JSON, one entry per scheme and stage), so the stages can run in separate short
 locked runs. The machine may be shared: load averages are recorded.
 """
@@ -32,7 +33,7 @@ from serve_setup import command_line, machine  # noqa: E402
 from notellm.data.store import frame_to_notes, load_notes  # noqa: E402
 from notellm.export import OnnxEncoder, OnnxExportConfig, export_onnx  # noqa: E402
 from notellm.export.onnx import compare_embeddings, quantize_export, select_check_notes  # noqa: E402
-from notellm.export.quality import pool_recall10  # noqa: E402
+from notellm.export.quality import compare_results, pool_result  # noqa: E402
 from notellm.export.quantize import SCHEMES  # noqa: E402
 from notellm.export.runtime import read_meta  # noqa: E402
 from notellm.machine import cpu_flags  # noqa: E402
@@ -48,6 +49,27 @@ def fp32_export(model_dir: Path, notes, workdir: Path, check_notes: int) -> Path
                     OnnxExportConfig(check_notes=check_notes), overwrite=True)
         print(f"exported {out} in {time.perf_counter() - t:.0f} s", flush=True)
     return out
+
+
+def _pool_key(fp32_dir: Path, data: Path) -> dict:
+    graph, splits = (fp32_dir / "model.onnx").stat(), (data / "note_splits.parquet").stat()
+    return {"fp32": str(fp32_dir.resolve()), "graph": [graph.st_size, graph.st_mtime_ns],
+            "data": str(data.resolve()), "splits": [splits.st_size, splits.st_mtime_ns]}
+
+
+def cached_pool_result(workdir: Path, fp32_dir: Path, data: Path) -> dict | None:
+    """The fp32 export's test-pool ranks from an earlier recall run on the same export and data (the reference
+    every scheme is compared with: scoring it once lets the schemes run in separate short locked runs)."""
+    path = workdir / "pool-fp32.json"
+    if not path.is_file():
+        return None
+    cached = json.loads(path.read_text())
+    return cached["raw"] | {"pool_s": cached["pool_s"]} if cached["key"] == _pool_key(fp32_dir, data) else None
+
+
+def save_pool_result(workdir: Path, fp32_dir: Path, data: Path, raw: dict, pool_s: float) -> None:
+    (workdir / "pool-fp32.json").write_text(json.dumps({"key": _pool_key(fp32_dir, data), "pool_s": pool_s,
+                                                        "raw": raw}))
 
 
 def main() -> None:
@@ -108,9 +130,19 @@ def main() -> None:
                 check_fig = read_meta(folder)["check"]
                 entry |= {k: check_fig[k] for k in ("notes", "max_abs_pairwise_cosine_diff", "mean_self_cosine")}
             t = time.perf_counter()
-            recall, queries, pool = pool_recall10(encoder, args.data)
-            entry |= {"recall10": round(recall, 2), "queries": queries, "pool": pool,
-                      "pool_notes_per_s": round(pool / (time.perf_counter() - t), 2), "batch_size": encoder.batch_size}
+            cached = cached_pool_result(args.workdir, fp32_dir, args.data) if name == "fp32" else None
+            raw = cached or pool_result(encoder, args.data)
+            pool_s = cached["pool_s"] if cached else time.perf_counter() - t
+            if name == "fp32" and not cached:
+                save_pool_result(args.workdir, fp32_dir, args.data, raw, pool_s)
+            entry["fp32_pool_cached"] = bool(cached)
+            reference = raw if name == "fp32" else reference
+            cmp = compare_results("onnx fp32", reference, f"onnx {name}", raw)
+            entry |= {"recall10": round(cmp.recall10_candidate, 2), "recall_avg": round(cmp.recall_avg_candidate, 2),
+                      "recall10_diff_ci": [round(x, 2) for x in cmp.recall10_diff_ci],
+                      "recall_avg_diff_ci": [round(x, 2) for x in cmp.recall_avg_diff_ci],
+                      "queries": cmp.queries, "pool": cmp.pool_size,
+                      "pool_notes_per_s": round(cmp.pool_size / pool_s, 2), "batch_size": encoder.batch_size}
         entry["loadavg_1m_end"] = round(os.getloadavg()[0], 2)
         print(json.dumps(entry), flush=True)
         entries.append(entry)
@@ -130,7 +162,10 @@ def main() -> None:
                   f"max|dcos| {e['max_abs_pairwise_cosine_diff']:.3f}  self-cos {e['mean_self_cosine']:.4f}  "
                   f"{e['model_mb']} MB")
         else:
-            print(f"{e['scheme']:<20} Recall@10 {e['recall10']:.2f} ({e['recall10'] - base['recall10']:+.2f}), "
+            print(f"{e['scheme']:<20} Recall@10 {e['recall10']:.2f} ({e['recall10'] - base['recall10']:+.2f}, "
+                  f"CI {e['recall10_diff_ci'][0]:+.2f} to {e['recall10_diff_ci'][1]:+.2f}), R@avg "
+                  f"{e['recall_avg']:.2f} ({e['recall_avg'] - base['recall_avg']:+.2f}, CI "
+                  f"{e['recall_avg_diff_ci'][0]:+.2f} to {e['recall_avg_diff_ci'][1]:+.2f}), "
                   f"pool embedded at {e['pool_notes_per_s']} notes/s (batch {e['batch_size']})")
     print(f"load average {load_start[0]:.2f} -> {os.getloadavg()[0]:.2f}; wrote {args.out}")
 

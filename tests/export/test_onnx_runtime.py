@@ -163,15 +163,66 @@ def test_cli_quantises_an_existing_fp32_export(onnx_fp32_dir, onnx_int8_dir, dat
     assert again.exit_code == 1 and "quantise the fp32 one" in again.output
 
 
-def test_int8_recall_check_runs_on_a_mined_data_folder(tiny_model_dir, onnx_fp32_dir, stackexchange_dir, tmp_path):
-    """The recall check the int8 export prints: both runtimes scored on the same test pool of real, mined data."""
+@pytest.fixture(scope="module")
+def mined_dir(stackexchange_dir, tmp_path_factory):
     from notellm.data.store import MiningConfig, SplitConfig, import_stackexchange, mine_and_split
-    from notellm.export.quality import compare_recall
 
-    data = tmp_path / "se"
+    data = tmp_path_factory.mktemp("se") / "data"
     import_stackexchange([stackexchange_dir / "beer.stackexchange.com"], data)
     mine_and_split(data, MiningConfig(), SplitConfig(seed=0), progress=False)
-    result = compare_recall(load_encoder(tiny_model_dir, precision="fp32"), load_encoder(onnx_fp32_dir), data)
+    return data
+
+
+def test_int8_recall_check_runs_on_a_mined_data_folder(tiny_model_dir, onnx_fp32_dir, mined_dir):
+    """The recall check the int8 export prints: both runtimes scored on the same test pool of real, mined data."""
+    from notellm.export.quality import compare_recall
+
+    result = compare_recall(load_encoder(tiny_model_dir, precision="fp32"), load_encoder(onnx_fp32_dir), mined_dir)
     assert result.queries > 0 and result.pool_size > 0
     # fp32 ONNX reproduces PyTorch (cosine 1e-4), so the two recalls agree and the verdict is "within"
     assert abs(result.recall10_reference - result.recall10_candidate) <= 1.0 and result.ok
+    lo, hi = result.recall10_diff_ci
+    assert lo <= -result.drop <= hi and result.recall_avg_reference is not None
+
+
+def _raw(greater: list[int], ties: list[int] | None = None, digest: str = "q") -> dict:
+    from notellm.evaluation.metrics import summarize
+
+    g, t = np.array(greater), np.array(ties or [0] * len(greater))
+    return {"ks": [1, 10], "greater": g.tolist(), "ties": t.tolist(), "pool_size": 50, "query_digest": digest,
+            "overall": summarize(g, t, [1, 10])}
+
+
+def test_recall_comparison_figures_and_paired_intervals_by_hand():
+    from notellm.export.quality import compare_results
+
+    # 4 queries; reference ranks 0, 5, 12, 30; candidate loses the rank-5 hit: Recall@10 50 -> 25 points,
+    # Recall@1 25 -> 25, so R@avg (mean of @1 and @10) 37.5 -> 25
+    ref, cand = _raw([0, 5, 12, 30]), _raw([0, 11, 12, 30])
+    result = compare_results("torch fp32", ref, "onnx int8", cand)
+    assert (result.recall10_reference, result.recall10_candidate) == (50.0, 25.0)
+    assert (result.recall_avg_reference, result.recall_avg_candidate) == (37.5, 25.0)
+    assert result.drop == 25.0 and not result.ok and result.queries == 4
+    # per-query differences are (0, -1, 0, 0) x 100: every resample's mean lies in [-100, 0]
+    lo, hi = result.recall10_diff_ci
+    assert -100.0 <= lo < hi <= 0.0
+    assert "95% CI" in result.describe() and "R@avg 37.50 vs 25.00 (-12.50" in result.describe()
+    same = compare_results("a", ref, "b", ref)
+    assert same.recall10_diff_ci == (0.0, 0.0) and same.ok
+    with pytest.raises(ValueError, match="different queries"):
+        compare_results("a", ref, "b", _raw([0, 5, 12, 30], digest="other"))
+    with pytest.raises(ValueError, match="no query"):
+        compare_results("a", _raw([]), "b", _raw([]))
+
+
+def test_cli_quantising_an_export_checks_recall_against_it(onnx_fp32_dir, mined_dir, tmp_path):
+    out = tmp_path / "int8"
+    result = CliRunner().invoke(_cli(), ["export", str(onnx_fp32_dir), "--quantize", "int8", "--data",
+                                         str(mined_dir), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Recall@10 on the test pool" in result.output and "R@avg" in result.output
+    check = json.loads((out / "notellm_onnx.json").read_text())["recall_check"]
+    assert check["reference"] == "onnx fp32" and check["candidate"] == "onnx int8" and check["queries"] > 0
+    skipped = CliRunner().invoke(_cli(), ["export", str(onnx_fp32_dir), "--quantize", "int8", "--data",
+                                          str(mined_dir), "--out", str(tmp_path / "x"), "--no-recall-check"])
+    assert skipped.exit_code == 0 and "Recall@10" not in skipped.output
