@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 
 from notellm.data.schema import Note
-from notellm.export.quantize import DEFAULT_SCHEME, SCHEMES, WEIGHTED_OPS, QuantScheme, quantize_graph
+from notellm.export.quantize import DEFAULT_SCHEME, SCHEMES, WEIGHTED_OPS, QuantScheme, quantize_graph, scheme_name
 from notellm.export.runtime import (
     FORMAT,
     FORMAT_VERSION,
@@ -190,6 +190,15 @@ def _metadata(model, cfg: OnnxExportConfig, check: dict) -> dict:
     }
 
 
+def _scheme_hint(cfg: OnnxExportConfig) -> str:
+    """What to try when an int8 scheme is refused: quantisation error, not a broken trace, is the usual cause."""
+    if cfg.quantize != "int8":
+        return ""
+    others = [name for name, scheme in SCHEMES.items() if scheme != cfg.scheme and scheme.precision == "int8"]
+    return (f" (scheme {scheme_name(cfg.scheme)}: this model may quantise better with another --scheme, e.g. "
+            f"{', '.join(others)}; bench/bench_quantize.py compares them)")
+
+
 def quantize_export(src: str | Path, notes: list[Note], out: str | Path, cfg: OnnxExportConfig | None = None,
                     overwrite: bool = False) -> dict:
     """int8 from an existing fp32 export (no re-trace): quantise `src`'s graph and check it against `src` itself.
@@ -228,7 +237,7 @@ def quantize_export(src: str | Path, notes: list[Note], out: str | Path, cfg: On
         if not np.isfinite(exported).all() or not worst <= cfg.tolerance:
             raise ExportCheckError(
                 f"the int8 graph does not reproduce {src} on {len(check_notes)} notes: max cosine difference "
-                f"{worst:.3g} > {cfg.tolerance:g}; nothing was written to {out}")
+                f"{worst:.3g} > {cfg.tolerance:g}; nothing was written to {out}{_scheme_hint(cfg)}")
         meta = {**meta, "precision": cfg.precision, "export": asdict(cfg), "check": check}
         (work / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         if out.exists():
@@ -299,7 +308,8 @@ def export_onnx(model, notes: list[Note], out: str | Path, cfg: OnnxExportConfig
         if not np.isfinite(exported).all() or not worst <= cfg.tolerance:
             raise ExportCheckError(
                 f"the exported {cfg.precision} graph does not reproduce the PyTorch model on {len(check_notes)} "
-                f"notes: max cosine difference {worst:.3g} > {cfg.tolerance:g}; nothing was written to {out}")
+                f"notes: max cosine difference {worst:.3g} > {cfg.tolerance:g}; nothing was written to {out}"
+                f"{_scheme_hint(cfg)}")
         model.tokenizer.save_pretrained(work)
         meta = _metadata(model, cfg, check)
         (work / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -82,6 +82,11 @@ def scheme_named(name: str) -> QuantScheme:
     return SCHEMES[name]
 
 
+def scheme_name(scheme: QuantScheme) -> str:
+    """The preset's name, or `custom` for a scheme that is none of them."""
+    return next((name for name, preset in SCHEMES.items() if preset == scheme), "custom")
+
+
 def weighted_nodes(graph) -> list[str]:
     """Names of the MatMul/Gemm nodes whose second input is a weight (an initializer) — what quantisation touches."""
     weights = {init.name for init in graph.initializer}

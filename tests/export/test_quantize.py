@@ -107,3 +107,17 @@ def test_cli_scheme_is_recorded_and_unknown_schemes_are_refused(onnx_fp32_dir, t
     bad = CliRunner().invoke(app, ["export", str(onnx_fp32_dir), "--quantize", "int8", "--scheme", "int3",
                                    "--data", str(data), "--out", str(tmp_path / "x")])
     assert bad.exit_code == 1 and "unknown quantisation scheme 'int3'" in bad.output
+
+
+def test_a_refused_int8_export_names_its_scheme_and_the_alternatives(onnx_fp32_dir, export_notes, tmp_path):
+    """On a trained SmolLM2 the default scheme missed the int8 cosine gate: the refusal says what else to try."""
+    from notellm.export import ExportCheckError, OnnxExportConfig
+    from notellm.export.onnx import quantize_export
+    from notellm.export.quantize import scheme_name
+
+    cfg = OnnxExportConfig(quantize="int8", int8_max_cosine_diff=1e-12)  # no int8 graph is this close
+    with pytest.raises(ExportCheckError, match=r"scheme dynamic-pc: .*--scheme, e\.g\. dynamic-per-tensor") as err:
+        quantize_export(onnx_fp32_dir, export_notes, tmp_path / "int8", cfg)
+    assert "weight-only-int8" in str(err.value) and "weight-only-int4" not in str(err.value)
+    assert not (tmp_path / "int8").exists()
+    assert scheme_name(SCHEMES["weight-only-int4"]) == "weight-only-int4" and scheme_name(QuantScheme()) == "custom"
