@@ -36,6 +36,8 @@ Choices:
   or by the kernel when the process dies). A second server, an `index build --overwrite` or a Milvus seeding
   on a live folder is refused with `IndexLockedError`, so none can compact away, overwrite or clean up files
   holding the first one's acknowledged writes; leftovers are only removed by the holder of the lock.
+  Read-only followers (follower.py: the reader processes of `notellm serve --workers N`) take no lock and
+  never write.
 - Concurrency: one lock guards the WAL, the notes and the index; a reader holds it for the whole search + id
   lookup, so no reader ever sees a half-applied update. Each critical section is short (an fsync for writers,
   one search for readers).
