@@ -58,6 +58,7 @@ WRITER_START_TIMEOUT_S = 3600.0  # start-up builds the related cache: minutes fo
 # uvicorn kills a worker that does not answer its health ping within this; a reader's imports (torch, faiss) alone
 # take several seconds on a busy machine, and uvicorn's 5 s default killed every reader before it started
 READER_HEALTHCHECK_S = 120
+READER_THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 @dataclass
@@ -93,17 +94,8 @@ class FollowLog:
         await self.app(scope, receive, send)
 
 
-def _one_thread_each() -> None:
-    """Readers share the cores: one search per request and process, no intra-op thread pools fighting."""
-    import faiss
-
-    faiss.omp_set_num_threads(1)
-    os.environ["OMP_NUM_THREADS"] = "1"  # torch, if the related cache imports it later, reads this then
-
-
 def create_reader_app(settings: WorkerSettings) -> FastAPI:
     """The read-only app of one reader process: reads from a `WalFollower`, writes forwarded to the writer."""
-    _one_thread_each()
     follower = WalFollower.open(settings.index)
     transport = {"uds": str(settings.writer_socket)}
     with httpx.Client(transport=httpx.HTTPTransport(**transport), base_url=WRITER_URL, timeout=30) as http:
@@ -208,6 +200,10 @@ def serve_workers(app: FastAPI, index: Path, cfg: ServeConfig, *, workers: int, 
         if not writer.started:
             writer.should_exit = True
             raise RuntimeError("the writer did not start (its error is logged above)")
+        # Readers share the cores: one thread per library in each. Set before they start (OpenBLAS, OpenMP and torch
+        # size their pools when loaded): with the default pools, BLAS threads of 2-3 processes spin-waiting on 2
+        # cores made a related request cost 8 ms of CPU instead of 1 (measured). This process's pools exist already.
+        os.environ.update(READER_THREADS)
         settings = WorkerSettings(index=Path(index).resolve(), writer_socket=sock, cfg=cfg, parent_pid=os.getpid())
         config = uvicorn.Config(ReaderApp(settings), factory=True, host=host, port=port, workers=workers,
                                 timeout_worker_healthcheck=READER_HEALTHCHECK_S, **server_options)
