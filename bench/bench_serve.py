@@ -337,9 +337,10 @@ def main() -> None:
         server_args += ["--workers", str(args.workers)]
         server_cpu = ",".join(map(str, cpus)) if pin else None
     own_affinity = os.sched_getaffinity(0)
-    if pin and args.workers == 1:  # the server (and its threads) inherit this affinity; torch: one thread per core
-        os.sched_setaffinity(0, {server_cpu})
+    if pin:  # torch: one thread per process (the writer of --workers too: its idle pool threads spin on the cores)
         os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if pin and args.workers == 1:  # the server (and its threads) inherit this affinity
+        os.sched_setaffinity(0, {server_cpu})
     try:
         proc = start_server(model_dir, index_dir, port, server_args, log=args.workdir / "server.log")
     finally:
