@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from notellm.cli.common import ConfigFile, DataDir, Set, fail, friendly
+from notellm.cli.common import ConfigFile, DataDir, Set, bad_option, fail, friendly
 
 RUNTIME_HELP = ("torch (a NoteLLM folder) or onnx (a `notellm export` folder); default: what the --model folder "
                 "is.")
@@ -107,9 +107,8 @@ def serve(
     from notellm.serve.generator import LazyGenerator
 
     if workers > 1 and backend != "faiss":
-        raise typer.BadParameter(f"--workers {workers} needs --backend faiss (reader processes follow the local "
-                                 "index's log); with Milvus run several `notellm serve` replicas instead",
-                                 param_hint="'--workers'")
+        bad_option("--workers", f"--workers {workers} needs --backend faiss (reader processes follow the local "
+                                "index's log); with Milvus run several `notellm serve` replicas instead")
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO))
     cfg = load_config(ServeConfig, config, set_ or [])
     cfg.allowed_hosts.append(host)  # the bound interface answers under its own name (security.py)
