@@ -417,7 +417,8 @@ def main() -> None:
         "connections": args.connections, "duration_s": args.duration, "k": args.k, "mix": MIX,
         "index_build_s": round(build_s, 1), "server_startup_s": round(startup_s, 1),
         "phases": results, "notes_after": notes_after,
-        "embedding": embed_batches(metrics) if args.workers == 1 else "not collected: the writer's /metrics is private",
+        "embedding": (embed_batches(metrics) if args.workers == 1
+                      else "not collected: the writer's /metrics is private"),
     }
     suffix = (f"_{len(ids)}" if args.synthetic_notes else "") + (f"_{index_kind}" if index_kind != "flat" else "") \
         + (f"_w{args.workers}" if args.workers > 1 else "")

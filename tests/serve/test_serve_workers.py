@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import random
 import signal
@@ -104,8 +105,6 @@ def test_follower_waits_for_a_half_written_record_and_refuses_a_corrupt_one(writ
     follower = WalFollower.open(index_dir)
     note = Note(note_id="half", title="lager hops", content="")
     vector = embedder.encode([note])
-    import base64
-
     record = encode_record({"op": "upsert", "notes": [note.to_dict(extra=())],
                             "vectors": base64.b64encode(vector.tobytes()).decode("ascii")})
     with open(writer._wal.path, "ab", buffering=0) as log:  # as the writer would, one part at a time
