@@ -11,7 +11,8 @@ chosen backbone) as a subprocess on 127.0.0.1 and drives it with `wrk` (Debian p
 through bench/serve_load.lua: one phase per request kind, each a fixed --duration at --connections open
 connections: related notes without and with each re-ranker, POST /notes (one new note each), POST /embed, and a
 weighted mix of all of them. With 2+ CPUs the server is pinned to one core and wrk to another (`taskset`), so the
-load generator does not steal the server's CPU. Per phase it records requests/s, p50/p90/p99/p99.9 latency,
+load generator does not steal the server's CPU; with `--workers N` (N reader processes + the writer) the server
+gets every core and wrk is pinned to one of them. Per phase it records requests/s, p50/p90/p99/p99.9 latency,
 errors (socket errors, timeouts and HTTP status >= 400, as wrk counts them), the server's CPU time per request,
 the time the server's threads waited for a CPU (run-queue wait, /proc/<pid>/task/*/schedstat: other processes
 on its core), its garbage-collector pauses (from /metrics), wrk's own CPU time and the load average (the machine
@@ -38,6 +39,7 @@ from urllib.parse import quote
 
 import httpx
 import numpy as np
+import psutil
 from serve_setup import (
     build_index,
     command_line,
@@ -57,21 +59,51 @@ MIX = {"related:none": 70, "related:ssd_star": 10, "related:ssd": 3, "related:dp
        "post_notes": 6, "embed": 5}
 
 
+def server_pids(pid: int) -> list[int]:
+    """The server process and every process under it (the reader workers of `--workers N`)."""
+    proc = psutil.Process(pid)
+    return [pid, *(child.pid for child in proc.children(recursive=True))]
+
+
 def server_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """utime + stime of the server's processes (all their threads), from /proc."""
+    total = 0
+    for one in server_pids(pid):
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # a process that ended meanwhile
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def run_queue_wait_seconds(pid: int) -> float:
-    """Time the process's threads spent runnable but waiting for a CPU (schedstat field 2, ns), summed."""
+    """Time the server's threads spent runnable but waiting for a CPU (schedstat field 2, ns), summed."""
     total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    for one in server_pids(pid):
         try:
-            total += int((task / "schedstat").read_text().split()[1])
-        except (OSError, IndexError, ValueError):  # a thread that ended meanwhile
+            tasks = list(Path(f"/proc/{one}/task").iterdir())
+        except OSError:
             continue
+        for task in tasks:
+            try:
+                total += int((task / "schedstat").read_text().split()[1])
+            except (OSError, IndexError, ValueError):  # a thread that ended meanwhile
+                continue
     return total / 1e9
+
+
+def wait_until_idle(pid: int, quiet_cpu_s: float = 0.05, timeout: float = 300) -> None:
+    """Wait until the server's processes use almost no CPU for a second: with --workers, /health answers as soon
+    as one reader is up while the others are still loading the index."""
+    deadline = time.monotonic() + timeout
+    before = server_cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = server_cpu_seconds(pid)
+        if now - before < quiet_cpu_s:
+            return
+        before = now
 
 
 def gc_pauses(metrics_text: str) -> dict[str, tuple[float, float]]:
@@ -231,6 +263,9 @@ def main() -> None:
                         help="extra `notellm serve` argument (repeatable), e.g. --serve-arg=--set=related_cache_k=50")
     parser.add_argument("--profile", default="", metavar="PHASE",
                         help="sample the server with py-spy during this phase and print where its time goes")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="`notellm serve --workers N`: N read-only processes + the writer; the server then gets "
+                             "every core and wrk shares one of them")
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and load generator to cores")
     parser.add_argument("--reuse-index", action="store_true", help="keep an index already built in the workdir")
     parser.add_argument("--build-only", action="store_true",
@@ -298,14 +333,20 @@ def main() -> None:
         shutil.rmtree(db, ignore_errors=True)  # a fresh collection each run (milvus-lite keeps a folder)
         db.unlink(missing_ok=True) if db.is_file() else None
         server_args += ["--backend", "milvus", "--milvus-uri", str(db)]
+    if args.workers > 1:  # several server processes: they get every core, wrk shares one (client_cpu)
+        server_args += ["--workers", str(args.workers)]
+        server_cpu = ",".join(map(str, cpus)) if pin else None
     own_affinity = os.sched_getaffinity(0)
-    if pin:  # the server (and its threads) inherit this process's affinity; torch gets one thread per core
-        os.sched_setaffinity(0, {server_cpu})
+    if pin:  # torch: one thread per process (the writer of --workers too: its idle pool threads spin on the cores)
         os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if pin and args.workers == 1:  # the server (and its threads) inherit this affinity
+        os.sched_setaffinity(0, {server_cpu})
     try:
         proc = start_server(model_dir, index_dir, port, server_args, log=args.workdir / "server.log")
     finally:
         os.sched_setaffinity(0, {client_cpu} if pin else own_affinity)
+    if args.workers > 1:
+        wait_until_idle(proc.pid)
     startup_s = time.perf_counter() - t
     base = f"http://127.0.0.1:{port}"
     index_kind = json.loads((index_dir / "index.json").read_text())["index_kind"]
@@ -342,6 +383,8 @@ def main() -> None:
             gc1 = gc_pauses(httpx.get(base + "/metrics").text)
             result["gc_pauses"] = {g: {"count": int(c - gc0.get(g, (0, 0))[0]),
                                        "seconds": round(s - gc0.get(g, (0, 0))[1], 4)} for g, (c, s) in gc1.items()}
+            if args.workers > 1:  # each /metrics scrape may reach another reader: differences mean nothing
+                result["gc_pauses"] = {}
             if spy is not None:
                 spy.wait()
                 print(profile_summary(raw))
@@ -361,7 +404,11 @@ def main() -> None:
     result = {
         "benchmark": "serve", "command": command_line(), "machine": machine(),
         "loadavg_start": [round(x, 2) for x in load_start], "loadavg_end": [round(x, 2) for x in load_end],
-        "note": "the load average counts other users' jobs on this machine; the server had one core, wrk another",
+        "note": "the load average counts other users' jobs on this machine; " + (
+            "the server had one core, wrk another" if args.workers == 1 else
+            f"the server's {args.workers} readers + writer had every core, wrk shared cpu {client_cpu}; "
+            "gc_pauses are one reader's (each process has its own /metrics)"),
+        "workers": args.workers,
         "driver": args.driver, "pinned": {"server_cpu": server_cpu, "client_cpu": client_cpu},
         "backbone": args.backbone, "runtime": health["runtime"], "precision": health["precision"],
         "backend": args.backend, "serve_args": server_args, "index_kind": index_kind,
@@ -369,9 +416,12 @@ def main() -> None:
         "indexed_notes": len(ids), "synthetic": bool(args.synthetic_notes),
         "connections": args.connections, "duration_s": args.duration, "k": args.k, "mix": MIX,
         "index_build_s": round(build_s, 1), "server_startup_s": round(startup_s, 1),
-        "phases": results, "embedding": embed_batches(metrics), "notes_after": notes_after,
+        "phases": results, "notes_after": notes_after,
+        "embedding": (embed_batches(metrics) if args.workers == 1
+                      else "not collected: the writer's /metrics is private"),
     }
-    suffix = (f"_{len(ids)}" if args.synthetic_notes else "") + (f"_{index_kind}" if index_kind != "flat" else "")
+    suffix = (f"_{len(ids)}" if args.synthetic_notes else "") + (f"_{index_kind}" if index_kind != "flat" else "") \
+        + (f"_w{args.workers}" if args.workers > 1 else "")
     name = f"serve_{Path(args.backbone).name}_{args.backend}{suffix}.json"
     out = args.out or Path(__file__).parent / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -380,7 +430,8 @@ def main() -> None:
     print(f"\nnotellm serve load test ({args.driver}): backbone={args.backbone}, runtime={health['runtime']} "
           f"({health['precision']}), backend={args.backend}, "
           f"{len(ids)} notes, {args.connections} connections, {args.duration:g} s per phase, "
-          f"{machine()['nproc']} CPUs ({machine()['cpu']}), server on cpu {server_cpu}, load on cpu {client_cpu}")
+          f"{machine()['nproc']} CPUs ({machine()['cpu']}), server ({args.workers} worker(s)) on cpu {server_cpu}, "
+          f"load on cpu {client_cpu}")
     print(f"load average start {load_start[0]:.2f}, end {load_end[0]:.2f} (other jobs count too)")
     print(f"{'phase':<18}{'requests':>9}{'errors':>7}{'req/s':>9}{'p50':>8}{'p90':>8}{'p99':>8}{'p99.9':>8}"
           f"{'cpu ms/req':>11}{'rq wait s':>10}{'gc s':>7}{'wrk cpu s':>10}")

@@ -48,6 +48,12 @@ def fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+def bad_option(option: str, message: str) -> None:
+    """Stop the command as a malformed command line (exit code 2, click's usage error naming `option`): for
+    option values that are each valid but do not go together."""
+    raise typer.BadParameter(message, param_hint=f"'{option}'")
+
+
 def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn the expected failures of a command into `fail(message)`; keep the signature for typer."""
 

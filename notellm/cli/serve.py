@@ -3,6 +3,7 @@
     notellm index build --model out/model --data data/se --out out/index
     notellm index build --model out/model --data data/se --out out/index --kind hnsw --set hnsw_m=16
     notellm serve --model out/model --index out/index --port 8000
+    notellm serve --model out/model --index out/index --port 8000 --workers 2   # 2 reader processes + the writer
     notellm serve --model out/model-int8 --runtime onnx --generate-model out/model --index out/index
     notellm serve --model out/model --index out/index --backend milvus --milvus-uri http://host:19530
 """
@@ -16,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from notellm.cli.common import ConfigFile, DataDir, Set, fail, friendly
+from notellm.cli.common import ConfigFile, DataDir, Set, bad_option, fail, friendly
 
 RUNTIME_HELP = ("torch (a NoteLLM folder) or onnx (a `notellm export` folder); default: what the --model folder "
                 "is.")
@@ -88,6 +89,11 @@ def serve(
              "default: the --model itself on the torch runtime, none (501) on onnx.")] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request (costs CPU at high request rates; "
                                                   "/metrics counts requests either way).")] = False,
+    workers: Annotated[int, typer.Option(
+        min=1, help="Processes answering reads. 1: one process does everything. N > 1: N read-only processes "
+                    "that follow the index's write-ahead log share the port and forward writes to this process, "
+                    "which holds the model and the index (docs/serving.md). Local index (--backend faiss) only.")
+    ] = 1,
 ) -> None:
     """Serve related notes, live note updates, embeddings and generation over HTTP (OpenAPI at /docs)."""
     import uvicorn
@@ -100,6 +106,9 @@ def serve(
     from notellm.serve.config import ServeConfig
     from notellm.serve.generator import LazyGenerator
 
+    if workers > 1 and backend != "faiss":
+        bad_option("--workers", f"--workers {workers} needs --backend faiss (reader processes follow the local "
+                                "index's log); with Milvus run several `notellm serve` replicas instead")
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO))
     cfg = load_config(ServeConfig, config, set_ or [])
     cfg.allowed_hosts.append(host)  # the bound interface answers under its own name (security.py)
@@ -120,6 +129,15 @@ def serve(
         # they live as long as the process, and refcounting still frees anything acyclic.
         gc.collect()
         gc.freeze()
+        if workers > 1:  # this process writes (and holds the model); `workers` processes answer reads
+            from notellm.serve.workers import serve_workers
+
+            try:
+                serve_workers(app, index, cfg, workers=workers, host=host, port=port, log_level=log_level,
+                              access_log=access_log)
+            except RuntimeError as exc:
+                fail(str(exc))
+            return
         # uvloop + httptools: the fastest event loop and HTTP parser uvicorn offers (both are dependencies)
         uvicorn.run(app, host=host, port=port, log_level=log_level, loop="uvloop", http="httptools",
                     access_log=access_log)

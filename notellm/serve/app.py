@@ -58,11 +58,17 @@ def create_app(index: NoteIndex, model: Encoder, cfg: ServeConfig | None = None,
         svc.metrics.unwatch_gc()
         await svc.batcher.stop()
 
+    return assemble_app(svc, ROUTERS, lifespan)
+
+
+def assemble_app(svc: Service, routers, lifespan) -> FastAPI:
+    """An app over `svc` with `routers` and the shared middleware, security, error handler and static files (the
+    full service above; the read-only workers of serve/workers.py)."""
     app = FastAPI(title="notellm", version=__version__, lifespan=lifespan, description=DESCRIPTION)
     app.state.service, app.state.gate = svc, svc.gate
     app.add_middleware(MetricsMiddleware, metrics=svc.metrics, max_body_bytes=svc.cfg.max_body_bytes)
     install_security(app, svc.cfg.allowed_hosts)  # Host check, CSP, 422s for any input (security.py)
-    for router in ROUTERS:
+    for router in routers:
         app.include_router(router)
     app.add_exception_handler(Exception, internal_error)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
@@ -73,4 +79,4 @@ async def internal_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
 
 
-__all__ = ["create_app"]
+__all__ = ["assemble_app", "create_app"]

@@ -29,7 +29,6 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-import torch
 
 from notellm.retrieval.vectors import grow_rows, grown_capacity
 
@@ -57,6 +56,8 @@ class RelatedCache:
     @classmethod
     def build(cls, ids: list[str], vectors: np.ndarray, k: int) -> RelatedCache:
         """Exact lists for `ids` with `vectors` (N, d)."""
+        import torch  # lazily: a read-only worker without a cache never pays torch's import
+
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(vectors) != len(ids):
             raise ValueError(f"related cache: {len(ids)} ids but vectors of shape {vectors.shape}")

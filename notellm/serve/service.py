@@ -42,6 +42,7 @@ class Service:
     gate: ModelGate = field(default_factory=ModelGate)  # one model call at a time, embeddings before generation
     batcher: EmbedBatcher = field(init=False)
     cache: RelatedCache | None = field(default=None, init=False)  # built at start-up if cfg.related_cache_k > 0
+    model_info: dict | None = None  # /health's model fields when another process holds the model (workers.py)
 
     def __post_init__(self) -> None:
         self.batcher = EmbedBatcher(self._embed, max_batch=self.cfg.embed_batch_size,

@@ -36,6 +36,8 @@ Choices:
   or by the kernel when the process dies). A second server, an `index build --overwrite` or a Milvus seeding
   on a live folder is refused with `IndexLockedError`, so none can compact away, overwrite or clean up files
   holding the first one's acknowledged writes; leftovers are only removed by the holder of the lock.
+  Read-only followers (follower.py: the reader processes of `notellm serve --workers N`) take no lock and
+  never write.
 - Concurrency: one lock guards the WAL, the notes and the index; a reader holds it for the whole search + id
   lookup, so no reader ever sees a half-applied update. Each critical section is short (an fsync for writers,
   one search for readers).
@@ -110,7 +112,7 @@ def _snap_name(gen: int) -> str:
     return f"snap-{gen:06d}"
 
 
-def _wal_name(gen: int) -> str:
+def wal_name(gen: int) -> str:
     return f"wal-{gen:06d}.log"
 
 
@@ -176,7 +178,7 @@ def _read_notes(snap: Path, expected_ids: list[str] | None, rows: int) -> list[N
     return notes
 
 
-def _read_snapshot(snap: Path, dim: int, version: int) -> tuple[list[Note], VectorIndex]:
+def read_snapshot(snap: Path, dim: int, version: int) -> tuple[list[Note], VectorIndex]:
     """The notes and the index of one snapshot (version 1: exact index over vectors.npy)."""
     if version == 1:
         path = snap / VECTORS_FILE
@@ -197,7 +199,26 @@ def _read_snapshot(snap: Path, dim: int, version: int) -> tuple[list[Note], Vect
     return _read_notes(snap, index.ids, len(index)), index
 
 
-def _record_ops(record: dict, dim: int, source: Path) -> tuple[str, list, np.ndarray | None]:
+def read_manifest(root: Path) -> dict:
+    """The folder's checked manifest (format, readable version, snapshot name and covered WAL generation)."""
+    path = root / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise IndexFormatError(f"{path}: not valid JSON: {exc}") from exc
+    version = manifest.get("version")
+    if manifest.get("format") != FORMAT or version not in READABLE_VERSIONS:
+        raise IndexFormatError(f"{path}: format {manifest.get('format')!r} v{version!r}; this notellm reads "
+                               f"{FORMAT!r} v{'/'.join(map(str, READABLE_VERSIONS))}. Rebuild the folder with "
+                               f"`notellm index build --out {root} --overwrite` (same --model and --data)")
+    snapshot, covers = str(manifest.get("snapshot", "")), int(manifest.get("covers_wal", -1))
+    if not _SNAP_RE.match(snapshot) or covers < 0:
+        raise IndexFormatError(f"{path}: bad snapshot name {snapshot!r} or covers_wal {covers}")
+    manifest["snapshot"], manifest["covers_wal"] = snapshot, covers
+    return manifest
+
+
+def record_ops(record: dict, dim: int, source: Path) -> tuple[str, list, np.ndarray | None]:
     """A WAL record as ("upsert", notes, vectors (n, d)) or ("delete", note ids, None)."""
     op = record.get("op")
     if op == "upsert":
@@ -279,29 +300,19 @@ class LocalNoteIndex:
 
     @classmethod
     def _open_locked(cls, root: Path, path: Path, compact_every: int) -> LocalNoteIndex:
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise IndexFormatError(f"{path}: not valid JSON: {exc}") from exc
-        version = manifest.get("version")
-        if manifest.get("format") != FORMAT or version not in READABLE_VERSIONS:
-            raise IndexFormatError(f"{path}: format {manifest.get('format')!r} v{version!r}; this notellm reads "
-                                   f"{FORMAT!r} v{'/'.join(map(str, READABLE_VERSIONS))}. Rebuild the folder with "
-                                   f"`notellm index build --out {root} --overwrite` (same --model and --data)")
-        snapshot, covers = str(manifest.get("snapshot", "")), int(manifest.get("covers_wal", -1))
-        if not _SNAP_RE.match(snapshot) or covers < 0:
-            raise IndexFormatError(f"{path}: bad snapshot name {snapshot!r} or covers_wal {covers}")
+        manifest = read_manifest(root)
+        snapshot, covers, version = manifest["snapshot"], manifest["covers_wal"], manifest["version"]
         store = cls(root, int(manifest["dim"]), manifest, compact_every)
-        notes, store._index = _read_snapshot(root / snapshot, store.dim, int(version))
+        notes, store._index = read_snapshot(root / snapshot, store.dim, int(version))
         store._notes = {n.note_id: n for n in notes}
         wal_gens = sorted(int(m.group(1)) for p in root.iterdir() if (m := _WAL_RE.match(p.name)))
         replayed = 0
         for gen in (g for g in wal_gens if g > covers):
-            for record in replay(root / _wal_name(gen)):
-                store._apply_record(record, root / _wal_name(gen))
+            for record in replay(root / wal_name(gen)):
+                store._apply_record(record, root / wal_name(gen))
                 replayed += 1
         store._wal_gen = max([covers + 1] + wal_gens)
-        store._wal = WriteAheadLog(root / _wal_name(store._wal_gen))
+        store._wal = WriteAheadLog(root / wal_name(store._wal_gen))
         store._wal.records = replayed
         store._remove_leftovers(snapshot, covers)
         log.info("opened %s: %d notes, %s index (%d from snapshot v%s, %d log records replayed)", root, len(store),
@@ -318,7 +329,7 @@ class LocalNoteIndex:
 
     # --- in-memory state (callers hold self._lock or own the object exclusively) ------------------------------
     def _apply_record(self, record: dict, source: Path) -> None:
-        op, payload, matrix = _record_ops(record, self.dim, source)
+        op, payload, matrix = record_ops(record, self.dim, source)
         if op == "upsert":
             self._apply_upsert(payload, matrix)
         else:
@@ -450,7 +461,7 @@ class LocalNoteIndex:
                 covered = self._wal_gen
                 self._wal.close()
                 self._wal_gen += 1
-                self._wal = WriteAheadLog(self.root / _wal_name(self._wal_gen))
+                self._wal = WriteAheadLog(self.root / wal_name(self._wal_gen))
             if rebuild:
                 state = self._swap_in_rebuilt(VectorIndex.build(live, cfg, kind=kind))
             snapshot = _write_snapshot(self.root, covered, notes, state)
@@ -470,7 +481,7 @@ class LocalNoteIndex:
         state = fresh.freeze()  # before the newer writes: the snapshot covers the log up to the rotation
         with self._lock:  # every write since the rotation is in the current log (appended under this lock)
             for record in replay(self._wal.path, truncate_torn_tail=False):
-                op, payload, matrix = _record_ops(record, self.dim, self._wal.path)
+                op, payload, matrix = record_ops(record, self.dim, self._wal.path)
                 fresh.add([n.note_id for n in payload], matrix) if op == "upsert" else fresh.remove(payload)
             self._index = fresh
         return state

@@ -88,6 +88,31 @@ def replay(path: str | Path, truncate_torn_tail: bool = True) -> list[dict[str, 
     return records
 
 
+def read_new_records(fd: int, offset: int, source: str | Path) -> tuple[list[dict[str, Any]], int]:
+    """The complete records appended to the open log `fd` after byte `offset`, and the offset after them.
+
+    For a reader that follows a log another process writes: a record is complete once its newline is in the file
+    (the writer emits each record with one append), so a half-written last line is left for the next call. A
+    complete line that fails its check is damage, not a write in progress.
+
+    Raises:
+        WalCorruptError: a complete record fails its length/CRC check.
+    """
+    size = os.fstat(fd).st_size
+    if size <= offset:
+        return [], offset
+    data = os.pread(fd, size - offset, offset)
+    records: list[dict[str, Any]] = []
+    start = 0
+    while (end := data.find(b"\n", start)) >= 0:
+        record = _decode_line(data[start : end + 1])
+        if record is None:
+            raise WalCorruptError(f"{source}: corrupt record at byte {offset + start}")
+        records.append(record)
+        start = end + 1
+    return records, offset + start
+
+
 class WalRefusedError(OSError):
     """The log could not be cut back after a failed append; it refuses every write until the process restarts."""
 

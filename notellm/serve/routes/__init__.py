@@ -12,4 +12,6 @@ from fastapi import APIRouter
 
 from notellm.serve.routes import model, notes, ops, related
 
-ROUTERS: tuple[APIRouter, ...] = (related.router, notes.router, model.router, ops.router)  # order = match order
+ROUTERS: tuple[APIRouter, ...] = (related.router, notes.router, notes.write_router, model.router,
+                                  ops.router)  # order = match order
+READ_ROUTERS: tuple[APIRouter, ...] = (related.router, notes.router, ops.router)  # a read-only worker's (workers.py)

@@ -14,7 +14,8 @@ from notellm.serve.routes.errors import ERRORS
 from notellm.serve.schemas import DeleteOut, NoteOut, SearchOut, UpsertIn, UpsertOut
 from notellm.serve.service import Service, service, summary, to_note
 
-router = APIRouter(tags=["notes"])
+router = APIRouter(tags=["notes"])  # reads
+write_router = APIRouter(tags=["notes"])  # writes: in a multi-process server only the writer has these
 
 
 @router.get("/notes/{note_id:path}", response_model=NoteOut, responses=ERRORS)
@@ -51,7 +52,7 @@ def _delete(svc: Service, note_id: str) -> int | None:
     return len(svc.index)
 
 
-@router.post("/notes", response_model=UpsertOut, responses=ERRORS)
+@write_router.post("/notes", response_model=UpsertOut, responses=ERRORS)
 async def upsert_notes(body: UpsertIn, svc: Service = Depends(service)):
     """Add or replace notes: embedded, written durably (fsynced), then searchable at once; no rebuild."""
     svc.check_notes(body.notes, require_unique_ids=True)
@@ -64,7 +65,7 @@ async def upsert_notes(body: UpsertIn, svc: Service = Depends(service)):
     return JSONBytes({"ids": [n.note_id for n in notes], "notes_total": total})
 
 
-@router.delete("/notes/{note_id:path}", response_model=DeleteOut, responses=ERRORS)
+@write_router.delete("/notes/{note_id:path}", response_model=DeleteOut, responses=ERRORS)
 async def delete_note(note_id: str, svc: Service = Depends(service)):
     """Remove a stored note (durably)."""
     total = await run_in_threadpool(_delete, svc, note_id)

@@ -21,10 +21,17 @@ def health(svc: Service = Depends(service)):
     """Liveness plus what is loaded."""  # sync: len() of a remote backend is a round trip
     total = len(svc.index)
     svc.metrics.notes.set(total)
-    return HealthOut(status="ok", backend=svc.index.name, notes=total, dim=svc.index.dim, model=svc.model_name,
-                     can_generate=can_generate(svc.generator, "hashtags") and can_generate(svc.generator, "category"),
-                     runtime=getattr(svc.model, "runtime", "custom"),
-                     precision=getattr(svc.model, "precision", "unknown"))
+    return HealthOut(status="ok", backend=svc.index.name, notes=total, dim=svc.index.dim, **model_info(svc))
+
+
+def model_info(svc: Service) -> dict:
+    """What /health says about the model: the process's own, or, in a read-only worker (which loads none), what
+    the writer process reported."""
+    if svc.model_info is not None:
+        return dict(svc.model_info)
+    return {"model": svc.model_name, "runtime": getattr(svc.model, "runtime", "custom"),
+            "precision": getattr(svc.model, "precision", "unknown"),
+            "can_generate": can_generate(svc.generator, "hashtags") and can_generate(svc.generator, "category")}
 
 
 @router.get("/metrics", tags=["ops"], response_class=Response,
