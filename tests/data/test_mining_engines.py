@@ -126,18 +126,16 @@ def test_hand_built_ties_duplicates_and_cap(engine, tmp_path, request):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_stackexchange_mine_and_split_identical(engine, stackexchange_dir, tmp_path, request):
+def test_stackexchange_mine_and_split_identical(engine, shipped_import, tmp_path, request):
     """The shipped data through `mine_and_split`: same pairs.parquet, note splits, warm pairs and manifest counts."""
     from notellm.data.prepare import mine_and_split
-    from notellm.data.stackexchange import import_stackexchange
     from notellm.data.warm import WarmHoldoutConfig
 
     if engine == "spark":
         request.getfixturevalue("spark")
-    base = tmp_path / "pandas"
-    import_stackexchange([stackexchange_dir], base)
-    other = tmp_path / engine
-    shutil.copytree(base, other)
+    base, other = tmp_path / "pandas", tmp_path / engine
+    shutil.copytree(shipped_import[0], base)  # the session's import of the shipped dumps
+    shutil.copytree(shipped_import[0], other)
     mining = MiningConfig(max_gap="30d", balance_per_combination=400, max_events_per_user=60)
     warm = WarmHoldoutConfig(quantile=0.6)
     want = mine_and_split(base, mining, progress=False, warm_cfg=warm)

@@ -24,11 +24,9 @@ README_COUNTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def shipped(stackexchange_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("se") / "stackexchange"
-    report = import_stackexchange([stackexchange_dir], out)
-    return out, report
+@pytest.fixture
+def shipped(shipped_import):
+    return shipped_import  # the session's one import of the shipped dumps (tests/conftest.py)
 
 
 def test_all_seven_sites_import_with_readme_counts(shipped):

@@ -154,16 +154,17 @@ def _fake_machine(monkeypatch, out, rates: dict, train_seconds: dict) -> FakeClo
 
 
 def test_quickstart_fits_its_budget_by_cutting_visibly(tmp_path, monkeypatch, stackexchange_dir,
-                                                       tiny_backbone_dir):
+                                                       tiny_backbone_dir, seeded_slice):
     """Training takes its whole share; the run must end inside budget + 10%, shrink generation to what fits, skip
     the serving index and the zero-shot rows that do not fit, and say so in the report."""
-    rates, out = {"llm": 1.0, "sbert": 0.01, "generate": 35.0}, tmp_path / "qs"
+    rates, out = {"llm": 1.0, "sbert": 0.01, "generate": 35.0}, seeded_slice.into(tmp_path / "qs")
     clock = _fake_machine(monkeypatch, out, rates, {"train:notellm": plan_budget(600, True)[f"train {MAIN}"]})
     cfg = QuickstartConfig(
         stackexchange=str(stackexchange_dir), out=str(out), model=str(tiny_backbone_dir), budget_minutes=10.0,
-        max_notes=160, skip_baselines=True, gen_notes=20, examples=2, progress=False, precision="fp32",
+        max_notes=seeded_slice.notes, skip_baselines=True, gen_notes=20, examples=2, progress=False, precision="fp32",
         overrides=["train.max_steps=1", "train.batch_pairs=4", "train.max_seconds=0"])
     result = run_quickstart(cfg, clock=clock, costs=CostModel(dict(rates), learn=False))
+    assert {"import", "mine"} <= set(result["stages_skipped"])  # the session's slice (conftest.py), charged 20 s
     assert clock.now <= 600 * 1.1
     n_pool = len(EvalContext.from_data_dir(out / "data").pool_ids)
     left = 600 - 20 - plan_budget(600, True)[f"train {MAIN}"] - n_pool * (rates["llm"] + rates["sbert"])
@@ -181,19 +182,20 @@ def test_quickstart_fits_its_budget_by_cutting_visibly(tmp_path, monkeypatch, st
 
 
 def test_quickstart_with_baselines_squeezes_training_after_an_overrun(tmp_path, monkeypatch, stackexchange_dir,
-                                                                      tiny_backbone_dir):
+                                                                      tiny_backbone_dir, seeded_slice):
     """The first training run overruns its share by 30 s: the next shares are cut to what is left (said), the
     optional rows run in priority order while they fit, and the run still ends inside budget + 10%."""
-    plan, out = plan_budget(600, False), tmp_path / "qs"
+    plan, out = plan_budget(600, False), seeded_slice.into(tmp_path / "qs")
     rates = {"llm": 2.0, "sbert": 0.01, "generate": 35.0}
     clock = _fake_machine(monkeypatch, out, rates, {
         "train:notellm": plan[f"train {MAIN}"] + 30, "train:no_csft": plan[f"train {NO_CSFT}"],
         "train:no_gcl": plan[f"train {NO_GCL}"], "train:sbert_finetuned": plan["fine-tune SentenceBERT"]})
     cfg = QuickstartConfig(
         stackexchange=str(stackexchange_dir), out=str(out), model=str(tiny_backbone_dir), budget_minutes=10.0,
-        max_notes=160, gen_notes=20, examples=2, progress=False, precision="fp32",
+        max_notes=seeded_slice.notes, gen_notes=20, examples=2, progress=False, precision="fp32",
         overrides=["train.max_steps=1", "train.batch_pairs=4"])  # time-boxed shares, one step each
-    run_quickstart(cfg, clock=clock, costs=CostModel(dict(rates), learn=False))
+    result = run_quickstart(cfg, clock=clock, costs=CostModel(dict(rates), learn=False))
+    assert {"import", "mine"} <= set(result["stages_skipped"])  # the session's slice (conftest.py), charged 20 s
     assert clock.now <= 600 * 1.1
     report = (out / "report.md").read_text()
     tail = plan[RESERVED] - 20  # reserved minus import + mining
@@ -292,20 +294,40 @@ def test_ablation_grid_and_table():
     assert "| 0.00 ± 0.00 | 100.00 | 1.00 ± 1.50 | 20.00 | 10.00 | 20.00 |" in "\n".join(ablation_table(rows, table))
 
 
-def test_ablate_end_to_end(tmp_path, stackexchange_dir, tiny_backbone_dir):
+def test_ablate_end_to_end(tmp_path, monkeypatch, stackexchange_dir, tiny_backbone_dir, seeded_slice):
     """Six tiny training runs on a slice of the shipped data: one table row per (α, r), real recall values."""
+    import notellm.train.loop as loop
+
+    class StepClock:  # the training loop's `time`: each micro-batch costs exactly 1 s, on any machine
+        now = 1000.0
+
+        def perf_counter(self) -> float:
+            return self.now
+
+    clock, real_step = StepClock(), loop.training_step
+
+    def timed_step(*args, **kwargs):
+        clock.now += 1.0
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "time", clock)
+    monkeypatch.setattr(loop, "training_step", timed_step)
     cfg = QuickstartConfig(
-        stackexchange=str(stackexchange_dir), out=str(tmp_path / "ab"), model=str(tiny_backbone_dir),
-        budget_minutes=0.5, max_notes=120, gen_notes=2, progress=False,
+        stackexchange=str(stackexchange_dir), out=str(seeded_slice.into(tmp_path / "ab")),
+        model=str(tiny_backbone_dir), budget_minutes=0.5, max_notes=seeded_slice.notes, gen_notes=2, progress=False,
         overrides=["train.batch_pairs=8", "train.epochs=1", "train.eval_every=0", "train.checkpoint_every=0"],
     )
     result = run_ablation(cfg)
     rows = result["rows"]
     assert [(row["alpha"], row["hashtag_ratio"]) for row in rows] == [(a, r) for _, a, r in settings()]
-    first = rows[0]["steps"]  # one epoch or the first setting's 4 s share; every other setting trains as many
+    # the first setting's 4 s share (0.8 × 30 s / 6) at 1 s a step stops it inside its epoch; every other setting
+    # trains as many steps, with no time stop
+    first = rows[0]["steps"]
+    epoch = -(-len(EvalContext.from_data_dir(tmp_path / "ab" / "data").train_pairs) // 8)
+    assert 1 <= first <= 5 < epoch
     for row, slug in zip(rows, ["alpha0_r0.4", "alpha0.01_r0.4", "alpha0.1_r0.4", "alpha1_r0.4", "alpha0.01_r0",
                                 "alpha0.01_r1"]):
-        assert row["steps"] == first >= 1
+        assert row["steps"] == first
         max_steps = (tmp_path / "ab" / "runs" / slug / "config.yaml").read_text().split("max_steps: ")[1].split()[0]
         assert int(max_steps) == (0 if slug == "alpha0_r0.4" else first)
         assert row["generation"]["ill"] is not None and 0.0 <= row["generation"]["ill"] <= 1.0
@@ -316,5 +338,6 @@ def test_ablate_end_to_end(tmp_path, stackexchange_dir, tiny_backbone_dir):
         m = per_rule["paper"]["metrics"]
         assert 0.0 <= m["recall@1"]["value"] <= m["recall_avg"]["value"] <= 1.0
         assert (name == "α=0.01, r=0.4") == (not per_rule["paper"]["versus_reference"])
+    assert {"import", "mine"} <= set(metrics["meta"]["stages_skipped"])  # the session's slice (conftest.py)
     report = (tmp_path / "ab" / "report.md").read_text()
     assert "| α=0, r=0.4 |" in report and "| α=0.01, r=1 |" in report and " ± " in report

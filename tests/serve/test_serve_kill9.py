@@ -30,15 +30,15 @@ def _free_port() -> int:
 def _start(index_dir: Path, port: int, compact_every: int) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     proc = subprocess.Popen([sys.executable, str(SERVER), str(index_dir), str(port), str(compact_every)], env=env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    # No wall-clock limit of its own (on one loaded core the imports alone take tens of seconds): it waits while the
+    # server lives; a server that hangs is stopped by pytest's per-test timeout.
+    while proc.poll() is None:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200:
                 return proc
         except httpx.HTTPError:
             time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start within 60 s")
+    raise RuntimeError(f"the server exited with code {proc.returncode} before answering /health")
 
 
 def test_kill_during_writes_loses_no_acknowledged_note(index_dir):
@@ -66,8 +66,7 @@ def test_kill_during_writes_loses_no_acknowledged_note(index_dir):
     threads = [threading.Thread(target=client, args=(w,)) for w in range(4)]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 30
-    while len(acked) < 60 and time.monotonic() < deadline:
+    while len(acked) < 60 and proc.poll() is None and any(t.is_alive() for t in threads):  # however slow the machine
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
