@@ -110,14 +110,37 @@ def test_cli_scheme_is_recorded_and_unknown_schemes_are_refused(onnx_fp32_dir, t
 
 
 def test_a_refused_int8_export_names_its_scheme_and_the_alternatives(onnx_fp32_dir, export_notes, tmp_path):
-    """On a trained SmolLM2 the default scheme missed the int8 cosine gate: the refusal says what else to try."""
+    """A refused int8 export says what else to try (forced here with a gate no int8 graph passes)."""
     from notellm.export import ExportCheckError, OnnxExportConfig
     from notellm.export.onnx import quantize_export
     from notellm.export.quantize import scheme_name
 
-    cfg = OnnxExportConfig(quantize="int8", int8_max_cosine_diff=1e-12)  # no int8 graph is this close
+    cfg = OnnxExportConfig(quantize="int8", int8_min_mean_self_cosine=1.5)  # a cosine is at most 1
     with pytest.raises(ExportCheckError, match=r"scheme dynamic-pc: .*--scheme, e\.g\. dynamic-per-tensor") as err:
         quantize_export(onnx_fp32_dir, export_notes, tmp_path / "int8", cfg)
     assert "weight-only-int8" in str(err.value) and "weight-only-int4" not in str(err.value)
     assert not (tmp_path / "int8").exists()
     assert scheme_name(SCHEMES["weight-only-int4"]) == "weight-only-int4" and scheme_name(QuantScheme()) == "custom"
+
+
+def test_the_int8_gate_refuses_a_broken_graph_not_quantisation_error():
+    """int8 is judged by mean self-cosine (a broken graph) and then by recall; fp32 by the worst cosine difference."""
+    import numpy as np
+
+    from notellm.export import OnnxExportConfig
+    from notellm.export.onnx import compare_embeddings
+
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(16, 8)).astype(np.float32)
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    noisy = ref + 0.15 * rng.normal(size=ref.shape).astype(np.float32)  # quantisation-like error on every row
+    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+    broken = np.roll(ref, 1, axis=0)  # another note's vector: what a graph that computes something else gives
+    int8, fp32 = OnnxExportConfig(quantize="int8"), OnnxExportConfig()
+    near, far = compare_embeddings(ref, noisy), compare_embeddings(ref, broken)
+    assert near["mean_self_cosine"] > 0.9 and near["max_abs_pairwise_cosine_diff"] > 0.1  # the old gate refused it
+    assert int8.refusal(near, noisy) is None
+    assert "mean self-cosine" in int8.refusal(far, broken)
+    assert "non-finite" in int8.refusal(near, np.full_like(noisy, np.nan))
+    assert "max cosine difference" in fp32.refusal(near, noisy)
+    assert fp32.refusal(compare_embeddings(ref, ref), ref) is None
