@@ -113,8 +113,8 @@ def main() -> None:
             if not (folder / "notellm_onnx.json").is_file():
                 # gate -1 (any cosine): the bench measures every scheme's error instead of refusing it
                 quantize_export(fp32_dir, notes, folder, OnnxExportConfig(
-                    quantize="int8", scheme=SCHEMES[name], check_notes=args.check_notes, int8_min_mean_self_cosine=-1.0),
-                    overwrite=True)
+                    quantize="int8", scheme=SCHEMES[name], check_notes=args.check_notes,
+                    int8_min_mean_self_cosine=-1.0), overwrite=True)
             encoder = OnnxEncoder(folder, threads=threads)
         quantize_s = time.perf_counter() - t
         load = os.getloadavg()[0]

@@ -33,7 +33,8 @@ def export(
     scheme: Annotated[str, typer.Option(help="With --quantize int8: how (notellm/export/quantize.py): "
                                              f"{', '.join(SCHEMES)}.")] = DEFAULT_SCHEME,
     check_notes: Annotated[int, typer.Option(help="Notes the exported graph is checked on against PyTorch.")] = 64,
-    recall_check: Annotated[bool, typer.Option(help="int8: compare Recall@10 and R@avg with fp32 on the test pool.")] = True,
+    recall_check: Annotated[bool, typer.Option(
+        help="int8: compare Recall@10 and R@avg with fp32 on the test pool.")] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
 ) -> None:
     """Export MODEL's note embeddings (token ids -> L2-normalised vectors) to ONNX, checked before writing."""

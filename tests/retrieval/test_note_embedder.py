@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from notellm.data import schema as S
 from notellm.data.store import frame_to_notes, load_notes
-from notellm.retrieval.encode import encode_notes
 from notellm.inference.note_embedder import NoteEmbedder
+from notellm.retrieval.encode import encode_notes
 from notellm.retrieval.vector_shards import notes_from_json, read_vectors, write_vector_shard
 from notellm.retrieval.vectors import NoteVectors
 from notellm.serve.build import index_from_vectors
