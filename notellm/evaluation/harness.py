@@ -274,11 +274,36 @@ def validation_sample(ctx: EvalContext, n: int) -> list[str]:
     return [ctx.val_ids[i] for i in rng.permutation(len(ctx.val_ids))][:n]
 
 
+def decode_generation(model, ctx: EvalContext, note_ids: list[str], progress: bool = True,
+                      constrained: bool = True) -> dict[str, dict[str, tuple[str, list[str]]]]:
+    """What a NoteLLM generates for each note: {note_id: {decoding: (category, hashtags)}}, decodings "free" and
+    (unless `constrained` is False) "constrained <label>" for every `SCORINGS` decoder.
+
+    A note's outputs do not depend on the notes decoded beside it (left padding, attention mask; batching can
+    change only floating-point rounding), so notes decoded earlier, such as the quickstart's one-note timing probe,
+    merge into a larger sample (`evaluate_generation(decoded=...)`) instead of being decoded again."""
+    notes = [ctx.notes_by_id[i] for i in note_ids]
+    if not notes:
+        return {}
+    categories, vocabulary = ctx.category_set(), ctx.hashtag_vocabulary()
+    decoded = {"free": (model.generate_category(notes, constrained=False, progress=progress),
+                        model.generate_hashtags(notes, k=5, progress=progress))}
+    for label, how in SCORINGS.items() if constrained else ():
+        cats = model.generate_category(notes, constrained=True, categories=categories, progress=progress, **how)
+        tags = (model.generate_hashtags(notes, k=5, constrained=True, vocabulary=vocabulary, progress=progress,
+                                        **how) if vocabulary else [[] for _ in notes])
+        decoded[f"constrained {label}"] = (cats, tags)
+    return {note_id: {decoding: (cats[row], tags[row]) for decoding, (cats, tags) in decoded.items()}
+            for row, note_id in enumerate(note_ids)}
+
+
 def evaluate_generation(model, ctx: EvalContext, note_ids: list[str], progress: bool = True,
-                        val_ids: list[str] | None = None, name: str = "NoteLLM", constrained: bool = True) -> dict:
+                        val_ids: list[str] | None = None, name: str = "NoteLLM", constrained: bool = True,
+                        decoded: dict[str, dict[str, tuple[str, list[str]]]] | None = None) -> dict:
     """Category and hashtag metrics of a NoteLLM on `note_ids`: free decoding and (unless `constrained` is False)
     constrained decoding by every `SCORINGS` decoder; the constrained decoder used downstream is chosen on
-    `val_ids`.
+    `val_ids`. `decoded`: notes already decoded by this model (`decode_generation`, same `constrained`), reused
+    instead of decoded again.
 
     Constrained hashtags use the training notes' tags (`hashtag_vocabulary`) as the closed set; `tags_reachable`
     is the share of the test notes' own tags inside it (the best tag recall constrained decoding can reach).
@@ -288,28 +313,33 @@ def evaluate_generation(model, ctx: EvalContext, note_ids: list[str], progress: 
     categories, vocabulary = ctx.category_set(), ctx.hashtag_vocabulary()
     choice = (choose_constrained_scoring(model, ctx, val_ids, progress=False) if val_ids and constrained
               else {"category": "greedy", "hashtags": "greedy", "validation_notes": 0, "scores": {}})
-    decoded = {"free": (model.generate_category(notes, constrained=False, progress=progress),
-                        model.generate_hashtags(notes, k=5, progress=progress))}
-    for label, how in SCORINGS.items() if constrained else ():
-        cats = model.generate_category(notes, constrained=True, categories=categories, progress=progress, **how)
-        tags = (model.generate_hashtags(notes, k=5, constrained=True, vocabulary=vocabulary, progress=progress,
-                                        **how) if vocabulary else [[] for _ in notes])
-        decoded[f"constrained {label}"] = (cats, tags)
+    decodings = ["free", *(f"constrained {label}" for label in SCORINGS if constrained)]
+    reused = {i: out for i, out in (decoded or {}).items() if i in set(note_ids)}
+    for note_id, out in reused.items():
+        if sorted(out) != sorted(decodings):
+            raise ValueError(f"decoded outputs of note {note_id!r} hold {sorted(out)}, not the decodings "
+                             f"{decodings} this evaluation scores (decode with the same `constrained`)")
+    per_note = reused | decode_generation(model, ctx, [i for i in note_ids if i not in reused], progress,
+                                          constrained)
+    by_decoding = {d: ([per_note[i][d][0] for i in note_ids], [per_note[i][d][1] for i in note_ids])
+                   for d in decodings}
     rows = []
-    for decoding, (cats, tags) in decoded.items():
+    for decoding, (cats, tags) in by_decoding.items():
         cat_m, tag_m, div, ci = _scores(cats, tags, notes, categories, vocabulary)
         chosen = " and ".join(t for t in ("category", "hashtags") if decoding == f"constrained {choice[t]}")
         rows.append(asdict(GenerationRow(model=name, decoding=decoding, category=cat_m, hashtags=tag_m,
                                          diversity=div, chosen=chosen, intervals=ci)))
     known = set(vocabulary)
     reachable = [t in known for n in notes for t in n.hashtags]
-    best = decoded.get(f"constrained {choice['category']}", ([None] * len(notes), None))[0]
-    best_tags = decoded.get(f"constrained {choice['hashtags']}", (None, [None] * len(notes)))[1]
+    best = by_decoding.get(f"constrained {choice['category']}", ([None] * len(notes), None))[0]
+    best_tags = by_decoding.get(f"constrained {choice['hashtags']}", (None, [None] * len(notes)))[1]
+    free_cats, free_tags = by_decoding.get("free", ([], []))
     return {
         "rows": rows, "choice": choice, "vocabulary": len(vocabulary), "notes": len(notes),
         "tags_reachable": float(np.mean(reachable)) if reachable else float("nan"),
         "outputs": {i: {"category_free": f, "category_constrained": c, "hashtags": t, "hashtags_constrained": tc}
-                    for i, f, c, t, tc in zip(note_ids, decoded["free"][0], best, decoded["free"][1], best_tags)},
+                    for i, f, c, t, tc in zip(note_ids, free_cats, best, free_tags, best_tags)},
+        "reused": len(reused),
     }
 
 

@@ -81,13 +81,14 @@ class BudgetKeeper:
         return False
 
     def shrink(self, label: str, kind: str, wanted: int, keep: float = 0.0, overhead_items: Callable[[int], int]
-               = lambda n: 0) -> int:
-        """The largest n ≤ `wanted` whose n + overhead_items(n) items of `kind` fit in the time left minus `keep`;
-        records the cut when n < wanted."""
+               = lambda n: 0, done_items: int = 0) -> int:
+        """The largest n ≤ `wanted` whose n + overhead_items(n) items of `kind`, less the first `done_items` of the
+        n (computed already, e.g. by a timing probe), fit in the time left minus `keep`; records the cut when
+        n < wanted."""
         left = self.deadline.remaining() - keep
         n = wanted
         if self.costs.rates.get(kind) is not None:
-            while n > 0 and (self.costs.predict(kind, n + overhead_items(n)) or 0.0) > left:
+            while n > 0 and (self.costs.predict(kind, n + overhead_items(n) - min(done_items, n)) or 0.0) > left:
                 n -= 1
         if n < wanted:
             self.cut(f"{label}: {n} of {wanted} notes (each takes about {self.costs.rates[kind]:.1f} s and "

@@ -380,12 +380,14 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None, clock=
         if wanted and keeper.deadline.remaining() <= tail:  # nothing left for it: not even the probe
             keeper.cut(f"generation metrics of {name} skipped: no time is left for them (a larger --budget runs them)")
             return
+        probe: dict = {}  # the timing probe's decoded note: the sample below reuses it instead of decoding it again
         if keeper.costs.rates.get("generate") is None and wanted:  # one note, timed, so the sample can be sized
             model = NoteLLM.from_pretrained(trained[name]["model_dir"], dtype=precision.dtype)
             t = time.monotonic()
-            E.evaluate_generation(model, ctx, generation_sample(ctx, 1, first=example_ids), progress=False)
+            probe = E.decode_generation(model, ctx, generation_sample(ctx, 1, first=example_ids), progress=False)
             keeper.costs.observe("generate", 1, time.monotonic() - t)
-        n = keeper.shrink(f"generation metrics of {name}", "generate", wanted, tail, overhead_items=E.validation_size)
+        n = keeper.shrink(f"generation metrics of {name}", "generate", wanted, tail, overhead_items=E.validation_size,
+                          done_items=len(probe))
         params = generation_params(slug, n)
         gen_ids, val_ids = params["notes"], params["val"]
         if not gen_ids:
@@ -394,8 +396,10 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None, clock=
             f"generate:{slug}", params,
             lambda: E.evaluate_generation(model or NoteLLM.from_pretrained(trained[name]["model_dir"],
                                                                            dtype=precision.dtype),
-                                          ctx, gen_ids, progress=cfg.progress, val_ids=val_ids, name=name))
-        keeper.costs.observe("generate", len(gen_ids) + len(val_ids), stages.seconds[f"generate:{slug}"])
+                                          ctx, gen_ids, progress=cfg.progress, val_ids=val_ids, name=name,
+                                          decoded=probe))
+        decoded_here = len(gen_ids) + len(val_ids) - generation[name].get("reused", 0)
+        keeper.costs.observe("generate", decoded_here, stages.seconds[f"generate:{slug}"])
 
     if cfg.gen_notes:
         generate(MAIN, cfg.gen_notes)

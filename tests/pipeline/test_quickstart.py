@@ -85,6 +85,8 @@ def test_quickstart_end_to_end_and_resume(tmp_path, stackexchange_dir, tiny_back
     chosen = " and ".join(r["chosen"] for r in rows.values() if r["chosen"])  # each task chose one scoring
     assert sorted(chosen.split(" and ")) == ["category", "hashtags"]
     assert metrics["generation"]["choice"]["validation_notes"] > 0
+    generated = json.loads((out / ".stages" / "generate:notellm.json").read_text())["result"]
+    assert generated["reused"] == 1 and generated["notes"] == 3  # the timing probe's note is not decoded again
     ctx = EvalContext.from_data_dir(out / "data")
     vocabulary = set(ctx.hashtag_vocabulary())
     for example in metrics["examples"]:
@@ -227,8 +229,9 @@ def test_budget_keeper_decisions_hand_computed():
     assert keeper.shrink("e", "generate", 50, keep=10.0) == 10  # 50 s: 10 notes of 5 s
     assert keeper.shrink("f", "generate", 4) == 4  # fits whole: no cut
     assert keeper.shrink("g", "generate", 50, overhead_items=lambda n: 2) == 10  # 12 items = 60 s
+    assert keeper.shrink("g2", "generate", 50, overhead_items=lambda n: 2, done_items=1) == 11  # 11 + 2 - 1 = 60 s
     assert keeper.squeeze("h", 30.0, keep=45.0) == 15.0 and keeper.squeeze("i", 10.0, keep=0.0) == 10.0
-    assert [c.split(" ")[0] for c in keeper.cuts] == ["b", "d", "e:", "g:", "h:"]
+    assert [c.split(" ")[0] for c in keeper.cuts] == ["b", "d", "e:", "g:", "g2:", "h:"]
 
 
 def test_stage_marker_reruns_on_changed_params(tmp_path):
