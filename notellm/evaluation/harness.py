@@ -314,7 +314,8 @@ def evaluate_generation(model, ctx: EvalContext, note_ids: list[str], progress: 
     choice = (choose_constrained_scoring(model, ctx, val_ids, progress=False) if val_ids and constrained
               else {"category": "greedy", "hashtags": "greedy", "validation_notes": 0, "scores": {}})
     decodings = ["free", *(f"constrained {label}" for label in SCORINGS if constrained)]
-    reused = {i: out for i, out in (decoded or {}).items() if i in set(note_ids)}
+    wanted = set(note_ids)
+    reused = {i: out for i, out in (decoded or {}).items() if i in wanted}
     for note_id, out in reused.items():
         if sorted(out) != sorted(decodings):
             raise ValueError(f"decoded outputs of note {note_id!r} hold {sorted(out)}, not the decodings "
@@ -333,7 +334,7 @@ def evaluate_generation(model, ctx: EvalContext, note_ids: list[str], progress: 
     reachable = [t in known for n in notes for t in n.hashtags]
     best = by_decoding.get(f"constrained {choice['category']}", ([None] * len(notes), None))[0]
     best_tags = by_decoding.get(f"constrained {choice['hashtags']}", (None, [None] * len(notes)))[1]
-    free_cats, free_tags = by_decoding.get("free", ([], []))
+    free_cats, free_tags = by_decoding["free"]
     return {
         "rows": rows, "choice": choice, "vocabulary": len(vocabulary), "notes": len(notes),
         "tags_reachable": float(np.mean(reachable)) if reachable else float("nan"),
