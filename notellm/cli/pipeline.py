@@ -22,7 +22,7 @@ Seed = Annotated[int, typer.Option(help="Split and training seed.")]
 
 
 def _config(stackexchange, notes, events, out, model, config, budget, max_notes, skip_baselines, gen_notes, seed,
-            overrides, warm_quantile=0.6, precision="auto", folds=1):
+            overrides, warm_quantile=0.6, precision="auto", folds=1, recipe="auto"):
     """The run's config, its training config (--config, then --set) checked before any stage runs: a mistyped key
     fails in seconds, not after import and mining."""
     from notellm.pipeline.quickstart import QuickstartConfig, train_config
@@ -30,7 +30,7 @@ def _config(stackexchange, notes, events, out, model, config, budget, max_notes,
     cfg = QuickstartConfig(stackexchange=stackexchange, notes=notes, events=events, out=out, model=model,
                            config=config, budget_minutes=budget, max_notes=max_notes, skip_baselines=skip_baselines,
                            gen_notes=gen_notes, seed=seed, warm_quantile=warm_quantile, overrides=overrides,
-                           precision=precision, folds=folds)
+                           precision=precision, folds=folds, recipe=recipe)
     train_config(cfg, Path(out), Path(out), seconds=1.0, extra=[])
     return cfg
 
@@ -57,6 +57,9 @@ def quickstart(
         help="auto (bf16 where the hardware computes it natively, else fp32), bf16 or fp32.")] = "auto",
     folds: Annotated[int, typer.Option(
         help="Note splits: NoteLLM + SentenceBERT trained per fold (budget split), queries pooled.")] = 1,
+    recipe: Annotated[str, typer.Option(
+        help="auto (the measured CPU recipe when training on a CPU, else the preset), preset (full fine-tuning) "
+             "or cpu.")] = "auto",
     set_: Set = None,
     old: OldOverride = None,
 ) -> None:
@@ -65,7 +68,8 @@ def quickstart(
 
     overrides = deprecated_overrides(old, set_, "-o")
     result = run_quickstart(_config(stackexchange, notes, events, out, model, config, budget, max_notes,
-                                    skip_baselines, gen_notes, seed, overrides, warm_quantile, precision, folds))
+                                    skip_baselines, gen_notes, seed, overrides, warm_quantile, precision, folds,
+                                    recipe))
     typer.echo(f"report: {result['report_html']}\n        {result['report_md']}")
     if result["index"]:
         typer.echo(f"serve it: notellm serve --model {result['model']} --index {result['index']}")

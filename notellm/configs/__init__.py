@@ -13,6 +13,11 @@ from pathlib import Path
 PRESETS = {"smollm2-135m": "smollm2_135m.yaml", "gemma3-270m": "gemma3_270m.yaml", "tiny": "tiny.yaml"}
 """Backbone name -> its training preset (the quickstart's default config for that backbone)."""
 
+CPU_RECIPES = {"smollm2-135m": ["train.mode=top_n", "train.top_n_layers=8", "train.lr=1e-4"]}
+"""Backbone name -> overrides of its preset that the quickstart trains with on a CPU, chosen by measurement (README
+"The CPU recipe, measured"): SmolLM2's top 8 of 30 layers with the frozen-layer cache, lr 1e-4. The preset itself
+(full fine-tuning, the paper's recipe) stays the recipe on GPUs."""
+
 
 def config_path(name: str) -> Path:
     """The installed file `notellm/configs/<name>` (e.g. "tiny.yaml", "accelerate/ddp.yaml").

@@ -45,6 +45,7 @@ NO_GCL = "NoteLLM w/o GCL (CSFT only)"
 VARIANTS = {MAIN: [], NO_CSFT: ["train.alpha=0"], NO_GCL: ["train.gcl=false"]}
 RESERVED = "import, mining, evaluation, generation (reserved)"
 RUN_DIRS = {MAIN: "notellm", NO_CSFT: "no_csft", NO_GCL: "no_gcl"}
+RECIPES = ("auto", "preset", "cpu")
 
 
 @dataclass
@@ -88,8 +89,14 @@ class QuickstartConfig:
     precision: str = "auto"
     """`auto` (bf16 where the hardware computes it natively, else fp32), `bf16` or `fp32`: training, every
     LLM/SentenceBERT encoder and generation."""
+    recipe: str = "auto"
+    """Training recipe with a shipped preset: `auto` (the measured CPU recipe, `notellm.configs.CPU_RECIPES`,
+    when training on a CPU, else the preset), `preset` (the preset as written: full fine-tuning) or `cpu`. An
+    explicit --config is always trained as written."""
 
     def __post_init__(self) -> None:
+        if self.recipe not in RECIPES:
+            raise ValueError(f"--recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
         if (self.notes is None) != (self.events is None):
             raise ValueError("give both --notes and --events (pairs are mined from the events), or neither")
         if self.precision not in ("auto", "bf16", "fp32"):
@@ -184,13 +191,36 @@ def train_config(cfg: QuickstartConfig, data_dir: Path, out_dir: Path, seconds: 
     path = cfg.config
     if path is None and preset_path(cfg.model) is not None:
         path = str(preset_path(cfg.model))
+    extra = recipe_overrides(cfg) + list(extra)
     overrides = [f"model.backbone={cfg.model}", f"train.data_dir={data_dir}", f"train.out_dir={out_dir}",
                  f"train.max_seconds={max(1.0, seconds):.0f}", f"train.seed={cfg.seed}", "train.tensorboard=false",
                  f"train.precision={cfg.precision}",
                  f"train.val0_cache={Path(cfg.out).resolve() / 'runs' / 'val0_cache.json'}"]  # step 0 once for all
-    # The preset's training section as it is (full fine-tuning, as the paper); the loop fits its LR schedule to
-    # max_seconds, so a budgeted run still completes warmup and decay.
+    # The preset's training section (full fine-tuning, as the paper), with the measured CPU recipe's overrides when
+    # training on a CPU; the loop fits its LR schedule to max_seconds, so a budgeted run completes warmup and decay.
     return load_train_config(path, overrides + extra + list(cfg.overrides)), path
+
+
+def recipe_overrides(cfg: QuickstartConfig, cuda: bool | None = None) -> list[str]:
+    """The preset overrides of the run's recipe: the backbone's measured CPU recipe when `--recipe cpu`, or when
+    `auto` and training runs on a CPU (`cuda`: whether a GPU trains; default: torch's answer); else none."""
+    from notellm.configs import CPU_RECIPES
+
+    if cfg.config is not None or cfg.recipe == "preset":
+        return []
+    if cfg.model not in CPU_RECIPES:
+        if cfg.recipe == "cpu":
+            raise ValueError(f"--recipe cpu: no CPU recipe is measured for backbone {cfg.model!r} (have "
+                             f"{', '.join(CPU_RECIPES)}); use --recipe preset or --set train.mode=...")
+        return []
+    if cfg.recipe == "auto":
+        if cuda is None:
+            import torch
+
+            cuda = torch.cuda.is_available()
+        if cuda:
+            return []
+    return list(CPU_RECIPES[cfg.model])
 
 
 def train_run(tcfg) -> dict:
@@ -438,6 +468,9 @@ def run_quickstart(cfg: QuickstartConfig, console: Console | None = None, clock=
                          "constrained_category": gen.get("category_constrained"),
                          "constrained_scoring": generation.get(MAIN, {}).get("choice")})
     remarks = _remarks(ctx, retrieval, trained)
+    if recipe := recipe_overrides(cfg):
+        remarks.append(f"Training recipe: the CPU recipe of {cfg.model} ({', '.join(recipe)}), chosen by measurement "
+                       "on CPUs; `--recipe preset` trains the preset as written (full fine-tuning, as the paper).")
     if NO_CSFT in trained:
         remarks.append(f"{NO_CSFT} is not scored on generation: with α = 0 nothing trains its generation (the "
                        "paper's Table 4 reports 0 accuracy for it).")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from notellm.cli import build_app
@@ -22,7 +23,9 @@ from notellm.pipeline.quickstart import (
     RESERVED,
     QuickstartConfig,
     plan_budget,
+    recipe_overrides,
     run_quickstart,
+    train_config,
 )
 from notellm.pipeline.stages import StageRunner
 from notellm.report.metrics import AblationRow
@@ -212,6 +215,36 @@ def test_quickstart_with_baselines_squeezes_training_after_an_overrun(tmp_path, 
     assert ran == sorted(ran, reverse=True)  # what ran is a prefix of the priority order
     for name in priority:
         assert (name in methods) != (f"the {name} row (embedding the test pool) skipped" in report)
+
+
+def test_cpu_recipe_on_a_cpu_the_preset_on_a_gpu_and_the_user_wins(tmp_path, monkeypatch):
+    import torch
+
+    from notellm.configs import CPU_RECIPES, preset_path
+
+    auto = QuickstartConfig(out=str(tmp_path))  # smollm2-135m with its shipped preset
+    assert recipe_overrides(auto, cuda=False) == CPU_RECIPES["smollm2-135m"]
+    assert recipe_overrides(auto, cuda=True) == []  # GPUs train the preset: full fine-tuning
+    forced = QuickstartConfig(out=str(tmp_path), recipe="cpu")
+    assert recipe_overrides(forced, cuda=True) == CPU_RECIPES["smollm2-135m"]
+    assert recipe_overrides(QuickstartConfig(out=str(tmp_path), recipe="preset"), cuda=False) == []
+    explicit = QuickstartConfig(out=str(tmp_path), config=str(preset_path("smollm2-135m")))
+    assert recipe_overrides(explicit, cuda=False) == []  # a --config is trained as written
+    assert recipe_overrides(QuickstartConfig(out=str(tmp_path), model="tiny"), cuda=False) == []  # none measured
+    with pytest.raises(ValueError, match="no CPU recipe is measured for backbone 'tiny'"):
+        recipe_overrides(QuickstartConfig(out=str(tmp_path), model="tiny", recipe="cpu"))
+    with pytest.raises(ValueError, match="--recipe must be one of auto, preset, cpu"):
+        QuickstartConfig(out=str(tmp_path), recipe="fast")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    train = train_config(auto, tmp_path, tmp_path / "run", 60.0, ["train.alpha=0"])[0].train
+    assert (train.mode, train.top_n_layers, train.lr, train.alpha) == ("top_n", 8, 1e-4, 0.0)
+    user = QuickstartConfig(out=str(tmp_path), overrides=["train.lr=5e-5", "train.top_n_layers=4"])
+    train = train_config(user, tmp_path, tmp_path / "run", 60.0, [])[0].train
+    assert (train.mode, train.top_n_layers, train.lr) == ("top_n", 4, 5e-5)  # --set wins over the recipe
+    train = train_config(QuickstartConfig(out=str(tmp_path), recipe="preset"), tmp_path, tmp_path / "run", 60.0,
+                         [])[0].train
+    assert (train.mode, train.lr) == ("full", 3e-5)
 
 
 def test_budget_keeper_decisions_hand_computed():
