@@ -19,6 +19,8 @@ Out = Annotated[str, typer.Option("--out", help="Run folder (stages cached insid
 Config = Annotated[str | None, typer.Option(help="Training YAML (default: the preset shipped for --model).")]
 OldOverride = Annotated[list[str] | None, typer.Option("-o", hidden=True, help="Deprecated: use --set.")]
 Seed = Annotated[int, typer.Option(help="Split and training seed.")]
+Recipe = Annotated[str, typer.Option(
+    help="auto (the measured CPU recipe when training on a CPU, else the preset), preset (full fine-tuning) or cpu.")]
 
 
 def _config(stackexchange, notes, events, out, model, config, budget, max_notes, skip_baselines, gen_notes, seed,
@@ -57,9 +59,7 @@ def quickstart(
         help="auto (bf16 where the hardware computes it natively, else fp32), bf16 or fp32.")] = "auto",
     folds: Annotated[int, typer.Option(
         help="Note splits: NoteLLM + SentenceBERT trained per fold (budget split), queries pooled.")] = 1,
-    recipe: Annotated[str, typer.Option(
-        help="auto (the measured CPU recipe when training on a CPU, else the preset), preset (full fine-tuning) "
-             "or cpu.")] = "auto",
+    recipe: Recipe = "auto",
     set_: Set = None,
     old: OldOverride = None,
 ) -> None:
@@ -90,6 +90,7 @@ def ablate(
     max_notes: Annotated[int, typer.Option(help="Use only the N most engaged notes; 0 = all.")] = 0,
     gen_notes: Annotated[int, typer.Option(help="Test notes for the generation metrics.")] = 50,
     seed: Seed = 0,
+    recipe: Recipe = "auto",
     set_: Set = None,
     old: OldOverride = None,
 ) -> None:
@@ -98,7 +99,7 @@ def ablate(
 
     overrides = deprecated_overrides(old, set_, "-o")
     result = run_ablation(_config(stackexchange, notes, events, out, model, config, budget, max_notes, False,
-                                  gen_notes, seed, overrides))
+                                  gen_notes, seed, overrides, recipe=recipe))
     typer.echo(f"report: {result['report_html']}\n        {result['report_md']}")
 
 
